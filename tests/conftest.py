@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one thread per fit: pytest-xdist runs one worker per core
+    monkeypatch.setenv("KFW_THREADS", "1")
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.delenv("KFW_HOME", raising=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty KFW_HOME."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("KFW_HOME", str(path))
+    return path
+
+
+def shared_zip(name: str) -> Path:
+    """A real Kaggle download from ../shared/kaggle, or skip the test when it is absent."""
+    path = SHARED / "kaggle" / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the real Kaggle downloads live outside the repository)")
+    return path
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "") not in ("", "0", "false")
