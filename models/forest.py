@@ -1,0 +1,65 @@
+"""Random forests and extremely randomised trees, categories coded as integers inside."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.pipeline import make_pipeline
+
+from models._design import design
+from models._tabular import TabularModel
+
+
+class _Forest(TabularModel):
+    _extra_trees = False
+
+    def __init__(
+        self,
+        n_estimators: int = 500,
+        max_depth: int | None = None,
+        min_samples_leaf: int = 1,
+        max_features: float | str | None = "sqrt",
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _fit_model(self, X: Any, y: np.ndarray, eval_set: Any) -> Any:
+        del eval_set  # bagging has no rounds to stop
+        from sklearn import ensemble
+
+        kind = "ExtraTrees" if self._extra_trees else "RandomForest"
+        kind += "Classifier" if self._is_classifier() else "Regressor"
+        forest = getattr(ensemble, kind)(**self.get_params())
+        # trees need no scaling; numeric NaN goes to the trees' own missing-value handling
+        pipe = make_pipeline(design(X, one_hot=False, scale=False), forest).fit(X, y)
+        self.feature_importances_ = forest.feature_importances_
+        self.importance_names_ = pipe[0].get_feature_names_out()
+        return pipe
+
+
+class RandomForestRegressor(RegressorMixin, _Forest):
+    """Bagged CART regression trees with feature subsampling."""
+
+
+class RandomForestClassifier(ClassifierMixin, _Forest):
+    """Bagged CART classification trees with feature subsampling."""
+
+
+class ExtraTreesRegressor(RegressorMixin, _Forest):
+    """Extremely randomised regression trees."""
+
+    _extra_trees = True
+
+
+class ExtraTreesClassifier(ClassifierMixin, _Forest):
+    """Extremely randomised classification trees."""
+
+    _extra_trees = True

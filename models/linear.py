@@ -1,0 +1,100 @@
+"""Penalised linear models with their preprocessing inside: impute, scale, one-hot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.pipeline import make_pipeline
+
+from models._design import design
+from models._tabular import TabularModel
+
+
+class _Linear(TabularModel):
+    def _make(self) -> Any:
+        raise NotImplementedError  # abstract: the scikit-learn linear model
+
+    def _fit_model(self, X: Any, y: np.ndarray, eval_set: Any) -> Any:
+        del eval_set  # closed-form / convex: nothing to stop early
+        pipe = make_pipeline(
+            design(X, one_hot=True, scale=True, min_frequency=self.min_frequency), self._make()
+        )
+        pipe.fit(X, y)
+        if hasattr(pipe[-1], "n_iter_"):  # iterative solvers report their iterations
+            self.n_iter_ = pipe[-1].n_iter_
+        return pipe
+
+
+class Ridge(RegressorMixin, _Linear):
+    """L2-penalised least squares on standardised, one-hot features."""
+
+    def __init__(self, alpha: float = 10.0, min_frequency: int | None = 3) -> None:
+        self.alpha = alpha
+        self.min_frequency = min_frequency
+
+    def _make(self) -> Any:
+        from sklearn.linear_model import Ridge as SkRidge
+
+        return SkRidge(alpha=self.alpha)
+
+
+class Lasso(RegressorMixin, _Linear):
+    """L1-penalised least squares (coordinate descent) on standardised, one-hot features."""
+
+    def __init__(
+        self,
+        alpha: float = 5e-4,
+        max_iter: int = 50_000,
+        tol: float = 1e-4,
+        min_frequency: int | None = 3,
+    ) -> None:
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.min_frequency = min_frequency
+
+    def _make(self) -> Any:
+        from sklearn.linear_model import Lasso as SkLasso
+
+        return SkLasso(alpha=self.alpha, max_iter=self.max_iter, tol=self.tol)
+
+
+class ElasticNet(RegressorMixin, _Linear):
+    """L1 + L2 penalised least squares on standardised, one-hot features."""
+
+    def __init__(
+        self,
+        alpha: float = 1e-3,
+        l1_ratio: float = 0.5,
+        max_iter: int = 50_000,
+        tol: float = 1e-4,
+        min_frequency: int | None = 3,
+    ) -> None:
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.max_iter = max_iter
+        self.tol = tol
+        self.min_frequency = min_frequency
+
+    def _make(self) -> Any:
+        from sklearn.linear_model import ElasticNet as SkElasticNet
+
+        return SkElasticNet(
+            alpha=self.alpha, l1_ratio=self.l1_ratio, max_iter=self.max_iter, tol=self.tol
+        )
+
+
+class LogisticRegression(ClassifierMixin, _Linear):
+    """L2-penalised logistic regression (multinomial for several classes)."""
+
+    def __init__(self, C: float = 1.0, max_iter: int = 2000, min_frequency: int | None = 3) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.min_frequency = min_frequency
+
+    def _make(self) -> Any:
+        from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+        return SkLogisticRegression(C=self.C, max_iter=self.max_iter)

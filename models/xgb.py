@@ -1,0 +1,75 @@
+"""XGBoost behind kfw's estimator contract: categorical support, constructor-side early stopping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+
+from models._tabular import TabularModel, library_params
+
+
+class _XGB(TabularModel):
+    """Parameters are XGBoost's scikit-learn names; ``extra`` passes any other XGBoost one.
+
+    ``early_stopping_rounds`` is a constructor argument in XGBoost; the wrapper sets it only
+    when the fold loop gives an ``eval_set``.
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 2000,
+        learning_rate: float = 0.05,
+        max_depth: int = 6,
+        min_child_weight: float = 1.0,
+        subsample: float = 1.0,
+        colsample_bytree: float = 1.0,
+        reg_alpha: float = 0.0,
+        reg_lambda: float = 1.0,
+        gamma: float = 0.0,
+        max_bin: int = 256,
+        max_cat_to_onehot: int = 4,
+        early_stopping_rounds: int | None = 100,
+        random_state: int = 0,
+        n_jobs: int = 1,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_alpha = reg_alpha
+        self.reg_lambda = reg_lambda
+        self.gamma = gamma
+        self.max_bin = max_bin
+        self.max_cat_to_onehot = max_cat_to_onehot
+        self.early_stopping_rounds = early_stopping_rounds
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.extra = extra
+
+    def _fit_model(self, X: Any, y: np.ndarray, eval_set: tuple[Any, np.ndarray] | None) -> Any:
+        import xgboost as xgb
+
+        params = library_params(self)
+        if eval_set is None:
+            params["early_stopping_rounds"] = None
+        params.update(tree_method="hist", enable_categorical=True, verbosity=0)
+        cls = xgb.XGBClassifier if self._is_classifier() else xgb.XGBRegressor
+        model = cls(**params)
+        model.fit(X, y, eval_set=[eval_set] if eval_set is not None else None, verbose=False)
+        best = getattr(model, "best_iteration", None)
+        self.best_iteration_ = int(best) + 1 if best is not None else int(self.n_estimators)
+        self.feature_importances_ = model.feature_importances_
+        return model
+
+
+class XGBRegressor(RegressorMixin, _XGB):
+    """XGBoost regression."""
+
+
+class XGBClassifier(ClassifierMixin, _XGB):
+    """XGBoost classification (binary or multiclass)."""

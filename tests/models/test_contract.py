@@ -1,0 +1,133 @@
+"""Every registered model keeps the scikit-learn contract the fold loop relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from kfw.errors import ConfigError
+from kfw.registry import entries, estimator_class, make_estimator
+
+# small settings so the contract suite stays fast; the defaults are what runs use
+FAST = {
+    "lgbm": {"n_estimators": 30, "num_leaves": 7},
+    "xgb": {"n_estimators": 30, "max_depth": 3},
+    "catboost": {"iterations": 40, "depth": 3},
+    "rf": {"n_estimators": 20},
+    "extratrees": {"n_estimators": 20},
+}
+
+CASES = [(e.name, task) for e in entries() for task in e.tasks if task != "multiclass"]
+
+
+def _data(task: str, n: int = 160, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "c": pd.Categorical(rng.choice(["u", "v", "w"], size=n)),
+        }
+    )
+    X.loc[rng.random(n) < 0.1, "b"] = np.nan
+    signal = X["a"].to_numpy() + (X["c"] == "u").to_numpy()
+    y = signal + 0.3 * rng.normal(size=n) if task == "regression" else (signal > 0.3).astype(int)
+    return X, y
+
+
+def _model(name: str, task: str, seed: int = 0):
+    return make_estimator(name, task, FAST.get(name, {}), random_state=seed, n_jobs=1)
+
+
+def _predict(model, X, task):
+    return model.predict(X) if task == "regression" else model.predict_proba(X)
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_clone_refit_unfitted_and_determinism(name, task):
+    X, y = _data(task)
+    model = _model(name, task)
+    with pytest.raises(NotFittedError):
+        model.predict(X)
+    first = _predict(clone(model).fit(X, y), X, task)
+    # a second fit resets: fit on other data, then on the first data again
+    refit = clone(model).fit(*_data(task, seed=1))
+    refit.fit(X, y)
+    np.testing.assert_allclose(_predict(refit, X, task), first, rtol=1e-10, atol=1e-12)
+    # same seed, same predictions; the params survive a clone
+    again = clone(model)
+    assert again.get_params() == model.get_params()
+    np.testing.assert_array_equal(_predict(again.fit(X, y), X, task), first)
+    if task != "regression":
+        assert set(model.fit(X, y).predict(X)) <= {0, 1}
+        np.testing.assert_allclose(first.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_learns_the_signal(name, task):
+    X, y = _data(task, n=400)
+    Xt, yt = _data(task, n=400, seed=5)
+    model = _model(name, task).fit(X, y)
+    if task == "regression":
+        assert np.corrcoef(model.predict(Xt), yt)[0, 1] > 0.7
+    else:
+        assert np.mean(model.predict(Xt) == yt) > 0.75
+
+
+@pytest.mark.parametrize("name", ["lgbm", "xgb", "catboost"])
+def test_gbms_stop_early_on_the_eval_set_and_record_it(name):
+    X, y = _data("regression", n=300)
+    model = make_estimator(name, "regression", {}, n_jobs=1)
+    model.fit(X[:200], y[:200], eval_set=(X[200:], y[200:]))
+    cap = model.get_params().get("n_estimators", model.get_params().get("iterations"))
+    assert 1 <= model.best_iteration_ < cap
+
+
+def test_unknown_parameter_and_task_are_refused():
+    with pytest.raises(ConfigError, match="learnin_rate"):
+        make_estimator("lgbm", "regression", {"learnin_rate": 0.1})
+    with pytest.raises(ConfigError, match="does not fit a binary task"):
+        make_estimator("ridge", "binary")
+    with pytest.raises(ConfigError, match="unknown model 'lgb'"):
+        make_estimator("lgb", "regression")
+
+
+def _all_estimators():
+    for name, task in CASES:
+        yield _model(name, task)
+
+
+# scikit-learn's own estimator checks on plain numeric arrays; each exemption says why
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": "kfw wrappers take no sample_weight",
+    "check_sample_weights_not_an_array": "kfw wrappers take no sample_weight",
+    "check_sample_weights_list": "kfw wrappers take no sample_weight",
+    "check_sample_weights_shape": "kfw wrappers take no sample_weight",
+    "check_sample_weights_not_overwritten": "kfw wrappers take no sample_weight",
+    "check_sample_weights_invariance": "kfw wrappers take no sample_weight",
+    "check_class_weight_classifiers": "kfw wrappers take no class_weight",
+}
+
+
+def _expected(estimator):
+    failures = dict(EXPECTED_FAILURES)
+    if type(estimator).__name__ == "CatBoostRegressor":
+        failures["check_fit2d_1sample"] = (
+            "CatBoost refuses a single training row with its own CatBoostError"
+        )
+    return failures
+
+
+@parametrize_with_checks(list(_all_estimators()), expected_failed_checks=_expected)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_every_registered_class_is_importable():
+    for e in entries():
+        for task in e.tasks:
+            assert estimator_class(e.name, task).__name__
