@@ -1,2 +1,54 @@
-def main() -> None:  # placeholder until the CLI lands in this same change
-    raise SystemExit("kfw: CLI not built yet")
+"""``kfw``: a thin Typer skin over the library; ``main`` turns a KfwError into one red line."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, map failures to one line and an exit code.
+
+    Exit codes: 0 success, 1 an error in the input or set-up (one line; the traceback with
+    ``--debug`` or ``KFW_DEBUG=1``), 2 a usage error, 3 the audit found a leak, 130 interrupted.
+    """
+    import click
+    from rich.markup import escape
+
+    from kfw.cli.app import app
+    from kfw.cli.common import console_err
+    from kfw.errors import KfwError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("KFW_DEBUG", "") not in ("", "0")
+    try:
+        code = app(args=args, prog_name="kfw", standalone_mode=False)
+    except KfwError as exc:
+        if debug:
+            console_err().print_exception()
+        # escaped: a message quoting "[[models]]" or a value like "[/x]" is text, not markup
+        console_err().print(
+            f"[bold red]kfw: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)
+    except click.exceptions.Abort:
+        console_err().print("[yellow]kfw: interrupted[/]")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console_err().print(
+            "[yellow]kfw: interrupted; finished folds are kept: rerun the same command to resume[/]"
+        )
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            raise
+        console_err().print(
+            f"[bold red]kfw: internal error:[/] {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

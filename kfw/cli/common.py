@@ -1,0 +1,133 @@
+"""What the command modules share: consoles, option aliases, the progress renderer."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from kfw.progress import Callback
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kfw.config import Competition
+    from kfw.cv import CVResult, FoldResult
+
+Comp = Annotated[
+    str, typer.Argument(help="Competition name (kfw list shows them).", show_default=False)
+]
+Models = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model", "-m", help="Registered model or roster label; repeatable.", show_default=False
+    ),
+]
+Seed = Annotated[
+    int | None, typer.Option(help="Model seed (default: the competition's).", show_default=False)
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        help="Threads per model fit (default: KFW_THREADS, else all cores).", show_default=False
+    ),
+]
+
+
+@functools.cache
+def console() -> Console:
+    from rich.console import Console
+
+    # piped output (CI logs, files) gets wide lines instead of rich's default 80 columns
+    return Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
+
+
+@functools.cache
+def console_err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 160, soft_wrap=True)
+
+
+def kfw_home(ctx: typer.Context) -> Path:
+    from kfw.config import home
+
+    obj = ctx.find_root().obj or {}
+    return home(obj.get("home"))
+
+
+def competition(ctx: typer.Context, slug: str) -> Competition:
+    from kfw.config import load_competition
+
+    return load_competition(slug, kfw_home(ctx))
+
+
+def fmt_score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.5f}"
+
+
+class RichProgress(Callback):
+    """Renders the library's events: info lines, warnings, a progress bar per fold loop."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+        self._label = ""
+
+    # messages quote values from the data (a category "[/x]"): escaped, never read as markup
+    def info(self, message: str) -> None:
+        from rich.markup import escape
+
+        console_err().print(f"[dim]{escape(message)}[/]", highlight=False, soft_wrap=True)
+
+    def warning(self, message: str) -> None:
+        from rich.markup import escape
+
+        console_err().print(
+            f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True
+        )
+
+    def cv_start(self, label: str, n_fits: int) -> None:
+        self._label = label
+        if not console_err().is_terminal:
+            return  # no bar in logs: the summary line of cv_end is enough
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[last]}"),
+            console=console_err(),
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(label, total=n_fits, last="")
+
+    def fold_end(self, fold: FoldResult) -> None:
+        if self._progress is not None:
+            note = " (resumed)" if fold.restored else ""
+            self._progress.update(
+                self._task, advance=1, last=f"fold {fold.fold}: {fold.score:.5f}{note}"
+            )
+
+    def cv_end(self, result: CVResult) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        es = ", early stopping on the scored folds" if result.early_stopping else ""
+        console_err().print(
+            f"{self._label}: {result.metric} {result.score:.5f} (folds {result.mean:.5f} ± {result.std:.5f}, "
+            f"{result.seconds:.1f} s{es})",
+            highlight=False,
+        )

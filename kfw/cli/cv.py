@@ -1,0 +1,160 @@
+"""``kfw cv``, ``kfw folds``, ``kfw audit``: the fold machinery from the command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kfw.cli.common import (
+    Comp,
+    Models,
+    RichProgress,
+    Seed,
+    Threads,
+    competition,
+    console,
+    fmt_score,
+    kfw_home,
+)
+
+
+def cv(
+    ctx: typer.Context,
+    comp: Comp,
+    model: Models = None,
+    seed: Seed = None,
+    threads: Threads = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Override a model parameter: key=value (TOML value)."),
+    ] = None,
+    no_blend: Annotated[
+        bool, typer.Option("--no-blend", help="Do not blend the roster's runs.")
+    ] = False,
+) -> None:
+    """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
+    from kfw.config import parse_override
+
+    # checked before the heavy import of the pipeline: a typo fails in a fraction of a second
+    spec = competition(ctx, comp)
+    overrides = dict(parse_override(p) for p in param or [])
+    from kfw.pipeline import prepare, run_competition
+
+    progress = RichProgress()
+    context = prepare(spec, kfw_home(ctx), progress)
+    records = run_competition(
+        context,
+        model,
+        seed=seed,
+        threads=threads,
+        overrides=overrides,
+        blend_runs=not no_blend,
+        callback=progress,
+    )
+    last = records[-1]
+    for r in records[:-1]:
+        console().print(
+            f"{r['label']:>12}  {r['metric']} {fmt_score(r['score'])}  run {r['id']}",
+            highlight=False,
+        )
+    detail = f"± {last['std']:.5f} over folds"
+    if last["kind"] == "blend":
+        detail = f"blend of {len(last['members'])}, weights fitted inside the folds; in-sample {fmt_score(last['score_insample'])}"
+    console().print(
+        f"CV {last['metric']} {fmt_score(last['score'])} ({detail}) · run {last['id']}",
+        highlight=False,
+    )
+
+
+def folds(
+    ctx: typer.Context,
+    comp: Comp,
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute and overwrite the fold file.")
+    ] = False,
+) -> None:
+    """Compute (once) and describe the competition's fold file: sizes, balance, hash."""
+    import numpy as np
+    from rich.table import Table
+
+    from kfw.data import data_dir, load_dataset
+    from kfw.folds import get_folds
+
+    spec = competition(ctx, comp)
+    ds = load_dataset(spec, kfw_home(ctx), RichProgress())
+    f, created = get_folds(
+        data_dir(kfw_home(ctx), comp), spec.folds, ds.train, spec.id, ds.y, spec.task, force=force
+    )
+    table = Table("repeat", "fold", "train rows", "valid rows", "valid target mean")
+    for s in f.splits():
+        target = ds.y[s.valid]
+        mean = (
+            np.mean(target == np.unique(ds.y)[-1]) if spec.task != "regression" else np.mean(target)
+        )
+        table.add_row(
+            str(s.repeat), str(s.fold), str(len(s.train)), str(len(s.valid)), f"{mean:.4f}"
+        )
+    console().print(table)
+    console().print(f"{f.path} ({'computed' if created else 'read'}), hash {f.hash}")
+
+
+def audit(
+    ctx: typer.Context,
+    comp: Comp,
+    model: Models = None,
+    permutations: Annotated[
+        int, typer.Option(min=1, help="Permutations of the target per model.")
+    ] = 2,
+    tolerance: Annotated[
+        float | None, typer.Option(help="Skill above which a leak is flagged (default 0.05).")
+    ] = None,
+    seed: Seed = None,
+    threads: Threads = None,
+) -> None:
+    """Rerun each model's pipeline on the target permuted within folds: it must score at chance."""
+    from rich.table import Table
+
+    spec = competition(ctx, comp)
+    from kfw.pipeline import audit_competition, prepare
+
+    progress = RichProgress()
+    context = prepare(spec, kfw_home(ctx), progress)
+    results = audit_competition(
+        context,
+        model,
+        n_permutations=permutations,
+        seed=seed,
+        threads=threads,
+        tolerance=tolerance,
+        callback=progress,
+    )
+    best = {}
+    for r in context.store.records():
+        if r["folds"]["hash"] == context.folds.hash and r["label"] not in best:
+            best[r["label"]] = r["score"]
+    table = Table(
+        "model", f"{spec.metric} on permuted target", "chance", "skill", "real CV", "verdict"
+    )
+    for a in results:
+        verdict = "[red]LEAK[/]" if a.leak else "[green]at chance[/]"
+        table.add_row(
+            a.label,
+            fmt_score(a.score),
+            fmt_score(a.chance),
+            f"{a.skill:+.3f}",
+            fmt_score(best.get(a.label)),
+            verdict,
+        )
+    console().print(table)
+    console().print(
+        f"skill = share of the way from chance to a perfect score; a leak is flagged above {results[0].tolerance}"
+    )
+    if any(a.leak for a in results):
+        raise typer.Exit(3)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(cv)
+    app.command()(folds)
+    app.command()(audit)

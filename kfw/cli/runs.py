@@ -1,0 +1,80 @@
+"""``kfw runs`` and ``kfw submit``: the run store and the submission file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kfw.cli.common import Comp, competition, console, fmt_score, kfw_home
+
+
+def runs(ctx: typer.Context, comp: Comp) -> None:
+    """The competition's runs as a table, best CV first."""
+    from rich.table import Table
+
+    from kfw.track import RunStore, best_first
+
+    spec = competition(ctx, comp)
+    records = best_first(RunStore(kfw_home(ctx), comp).records())
+    if not records:
+        console().print(f"no runs for {comp} yet: `kfw cv {comp}`")
+        return
+    table = Table("run", "kind", spec.metric, "folds mean ± std", "time", "fold hash", "data")
+    for r in records:
+        spread = f"{r['mean']:.5f} ± {r['std']:.5f}"
+        table.add_row(
+            r["id"],
+            r["kind"],
+            fmt_score(r["score"]),
+            spread,
+            f"{r['seconds']:.1f} s",
+            r["folds"]["hash"],
+            r["data"]["source"],
+        )
+    console().print(table)
+
+
+def submit(
+    ctx: typer.Context,
+    comp: Comp,
+    run: Annotated[
+        str | None, typer.Option(help="Run id (default: the best run on the current data).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Where to write the submission CSV.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and write the file; do not send it.")
+    ] = False,
+) -> None:
+    """Validate a run's submission against the sample submission and write it."""
+    from kfw.data import load_dataset
+    from kfw.errors import KfwError
+    from kfw.submit import validate_submission, write_submission
+    from kfw.track import RunStore, best_first
+
+    if not dry_run:
+        raise KfwError(
+            "sending to Kaggle is not available yet: use --dry-run --output PATH and upload the file"
+        )
+    spec = competition(ctx, comp)
+    home = kfw_home(ctx)
+    dataset = load_dataset(spec, home)
+    store = RunStore(home, comp)
+    if run is None:
+        current = [r for r in best_first(store.records()) if r["data"]["hash"] == dataset.hash]
+        if not current:
+            raise KfwError(f"no run of {comp} on the current data: run `kfw cv {comp}` first")
+        run = current[0]["id"]
+    record = store.record(run)
+    sub = store.frame(run, "submission.csv")
+    validate_submission(spec, sub, dataset.sample, record.get("classes"))
+    path = write_submission(sub, output or home / "submissions" / comp / f"{run}.csv")
+    console().print(
+        f"{path}: {len(sub)} rows, valid · run {run} (CV {record['metric']} {fmt_score(record['score'])})"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(runs)
+    app.command()(submit)

@@ -1,0 +1,286 @@
+"""The fold loop: every stateful step is fitted on the training part of a fold, and only there.
+
+For each fold of each repeat: fit the fitted features and the model on the training part
+(optionally filtered by ``train_mask``), predict the validation part (out of fold) and the
+test set. Early stopping, where the model has it, watches that fold's validation part: the
+scored rows themselves, which is slightly optimistic, so the result records that it happened.
+
+Predictions are kept on the target's own scale: probabilities for classification (class 1 for
+binary, one column per class for multiclass), values for regression (a ``log1p`` target
+transform is inverted before scoring).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.base import clone
+
+from kfw.encoding import CategoricalAligner
+from kfw.folds import Folds, Split
+from kfw.metrics import Metric
+from kfw.progress import NULL, Callback
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TRANSFORMS: dict[
+    str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
+] = {
+    "none": (lambda y: y, lambda y: y),
+    "log1p": (np.log1p, np.expm1),
+}
+
+
+@dataclass
+class FoldResult:
+    """One fit of the fold loop."""
+
+    repeat: int
+    fold: int
+    score: float
+    n_train: int
+    n_valid: int
+    fit_seconds: float
+    predict_seconds: float
+    best_iteration: int | None = None
+    restored: bool = False  # taken from the checkpoint of an interrupted run
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold and test predictions with their scores.
+
+    Attributes
+    ----------
+    oof : ndarray of shape (n_rows,) or (n_rows, n_classes)
+        Out-of-fold predictions, averaged over repeats; NaN for never-validated rows.
+    test : ndarray or None
+        Test predictions averaged over every fit.
+    score : float
+        The metric on all validated rows' out-of-fold predictions.
+    importances : DataFrame or None
+        Feature x fit importance, when the model exposes ``feature_importances_``.
+    """
+
+    oof: np.ndarray
+    test: np.ndarray | None
+    folds: list[FoldResult]
+    score: float
+    metric: str
+    importances: pd.DataFrame | None = None
+    early_stopping: bool = False
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fold_scores(self) -> np.ndarray:
+        return np.array([f.score for f in self.folds])
+
+    @property
+    def mean(self) -> float:
+        return float(self.fold_scores.mean())
+
+    @property
+    def std(self) -> float:
+        return float(self.fold_scores.std())
+
+
+class FoldStore:
+    """Where finished folds are kept so an interrupted run resumes (see :mod:`kfw.track`)."""
+
+    def load(self, split: Split) -> tuple[FoldResult, np.ndarray, np.ndarray | None, Any] | None:
+        return None
+
+    def save(
+        self,
+        result: FoldResult,
+        valid_pred: np.ndarray,
+        test_pred: np.ndarray | None,
+        importance: Any,
+    ) -> None:
+        """Persist one finished fold."""
+
+
+def _accepts_eval_set(estimator: Any) -> bool:
+    try:
+        return "eval_set" in inspect.signature(estimator.fit).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _predict(
+    estimator: Any, X: Any, task: str, inverse: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    if task == "regression":
+        return inverse(np.asarray(estimator.predict(X), dtype=np.float64).ravel())
+    proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)  # (n, n_classes)
+    return proba[:, 1] if task == "binary" else proba
+
+
+def _importance(estimator: Any) -> pd.Series | None:
+    import pandas as pd
+
+    values = getattr(estimator, "feature_importances_", None)
+    names = getattr(estimator, "importance_names_", getattr(estimator, "feature_names_in_", None))
+    if values is None or names is None or len(names) != len(values):
+        return None
+    return pd.Series(np.asarray(values, dtype=float), index=names)
+
+
+def fit_fold(
+    estimator: Any,
+    X: pd.DataFrame,
+    y_fit: np.ndarray,
+    split: Split,
+    *,
+    task: str,
+    X_test: pd.DataFrame | None = None,
+    features: Any = None,
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+    inverse: Callable[[np.ndarray], np.ndarray] = TRANSFORMS["none"][1],
+) -> tuple[np.ndarray, np.ndarray | None, Any, float, float, int]:
+    """Fit features and model on one fold's training part; predict its validation part and test.
+
+    Returns
+    -------
+    valid_pred, test_pred, fitted_estimator, fit_seconds, predict_seconds, n_train
+    """
+    train = split.train
+    if train_mask is not None:
+        keep = np.asarray(train_mask(X.iloc[train], y_fit[train]), dtype=bool)
+        train = train[keep]
+    start = time.perf_counter()
+    X_tr, X_va, X_te = X.iloc[train], X.iloc[split.valid], X_test
+    if features is not None:
+        step = clone(features)
+        X_tr = step.fit_transform(X_tr, y_fit[train])
+        X_va = step.transform(X_va)
+        X_te = step.transform(X_te) if X_te is not None else None
+    align = CategoricalAligner().fit(X_tr)
+    X_tr, X_va = align.transform(X_tr), align.transform(X_va)
+    X_te = align.transform(X_te) if X_te is not None else None
+    model = clone(estimator)
+    if _accepts_eval_set(model):
+        model.fit(X_tr, y_fit[train], eval_set=(X_va, y_fit[split.valid]))
+    else:
+        model.fit(X_tr, y_fit[train])
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    valid_pred = _predict(model, X_va, task, inverse)
+    test_pred = _predict(model, X_te, task, inverse) if X_te is not None else None
+    return valid_pred, test_pred, model, fit_seconds, time.perf_counter() - start, len(train)
+
+
+def cross_validate(
+    estimator: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: Folds,
+    *,
+    metric: Metric,
+    task: str,
+    X_test: pd.DataFrame | None = None,
+    features: Any = None,
+    target_transform: str = "none",
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+    callback: Callback = NULL,
+    store: FoldStore | None = None,
+    label: str = "model",
+) -> CVResult:
+    """Run the fold loop.
+
+    Parameters
+    ----------
+    estimator : scikit-learn estimator
+        Cloned for every fit. If its ``fit`` takes ``eval_set``, it receives the fold's
+        validation part as ``(X_valid, y_valid)``.
+    X, X_test : DataFrame
+        Row features of the training and test rows.
+    y : ndarray
+        Classes encoded 0..K-1, or the regression target on its own scale.
+    folds : Folds
+        The competition's persisted folds.
+    features : transformer, optional
+        Fitted features: cloned, fitted on each training part, applied to the rest.
+    target_transform : {"none", "log1p"}
+        Regression models fit the transformed target; their predictions are inverted.
+    train_mask : callable, optional
+        ``train_mask(X_train, y_train) -> bool mask`` drops rows from training parts only;
+        every validation row is still scored.
+    store : FoldStore, optional
+        Restores finished folds of an interrupted run and saves each new one.
+    """
+    import pandas as pd
+
+    forward, inverse = TRANSFORMS[target_transform]
+    y_fit = forward(np.asarray(y, dtype=np.float64)) if task == "regression" else np.asarray(y)
+    n = len(y)
+    n_classes = int(np.max(y)) + 1 if task == "multiclass" else None
+    shape = (n, n_classes) if n_classes else (n,)
+    oof_sum, oof_count = np.zeros(shape), np.zeros(n)
+    test_sum = None
+    results: list[FoldResult] = []
+    importances: dict[str, pd.Series] = {}
+    early = False
+    started = time.perf_counter()
+    callback.cv_start(label, folds.n_fits)
+    for split in folds.splits():
+        restored = store.load(split) if store is not None else None
+        if restored is not None:
+            result, valid_pred, test_pred, importance = restored
+        else:
+            valid_pred, test_pred, model, fit_s, pred_s, n_train = fit_fold(
+                estimator,
+                X,
+                y_fit,
+                split,
+                task=task,
+                X_test=X_test,
+                features=features,
+                train_mask=train_mask,
+                inverse=inverse,
+            )
+            best = getattr(model, "best_iteration_", None)
+            result = FoldResult(
+                split.repeat,
+                split.fold,
+                metric(y[split.valid], valid_pred),
+                n_train,
+                len(split.valid),
+                fit_s,
+                pred_s,
+                int(best) if best is not None else None,
+            )
+            importance = _importance(model)
+            if store is not None:
+                store.save(result, valid_pred, test_pred, importance)
+        early |= result.best_iteration is not None
+        oof_sum[split.valid] += valid_pred
+        oof_count[split.valid] += 1
+        if test_pred is not None:
+            test_sum = test_pred if test_sum is None else test_sum + test_pred
+        if importance is not None:
+            importances[f"r{split.repeat}f{split.fold}"] = importance
+        results.append(result)
+        callback.fold_end(result)
+    validated = oof_count > 0
+    oof = np.full(shape, np.nan)
+    oof[validated] = (oof_sum[validated].T / oof_count[validated]).T
+    cv = CVResult(
+        oof=oof,
+        test=test_sum / len(results) if test_sum is not None else None,
+        folds=results,
+        score=metric(y[validated], oof[validated]),
+        metric=metric.name,
+        importances=pd.DataFrame(importances) if importances else None,
+        early_stopping=early,
+        seconds=time.perf_counter() - started,
+    )
+    callback.cv_end(cv)
+    return cv

@@ -1,0 +1,342 @@
+"""A competition's files: import, download, the embedded open copy, loading and validation.
+
+``$KFW_HOME/data/<slug>/`` holds the files exactly as Kaggle hands them out, a ``.source``
+marker saying where they came from, and ``folds/``. Every way in (``kfw data import``,
+``kfw data download``, ``kfw data open``) assembles the files in a staging folder, validates
+them against the competition spec, and only then swaps them into place, so a failure never
+leaves a half-written data folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kfw.config import Competition
+from kfw.errors import DataError
+from kfw.progress import NULL, Callback
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SOURCE_FILE = ".source"
+
+
+def data_dir(kfw_home: Path, slug: str) -> Path:
+    return kfw_home / "data" / slug
+
+
+@dataclass
+class Dataset:
+    """The loaded, validated files of one competition.
+
+    Attributes
+    ----------
+    train, test : DataFrame
+        As read from the CSVs; ``train`` still holds the target column.
+    y : ndarray
+        The raw target (``train[spec.target]``).
+    source : str
+        ``kaggle``, ``import`` or ``open`` (the embedded open copy).
+    hash : str
+        Content hash of the train, test and sample files; recorded in every run.
+    """
+
+    spec: Competition
+    train: pd.DataFrame
+    test: pd.DataFrame
+    sample: pd.DataFrame
+    y: np.ndarray
+    source: str
+    hash: str
+    dir: Path
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and validating
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"{path} is missing")
+    try:
+        frame = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise DataError(f"{path} is not a readable CSV: {reason}") from None
+    if frame.empty:
+        raise DataError(f"{path} has a header but no rows")
+    return frame
+
+
+def _describe(values: list[object], limit: int = 5) -> str:
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return shown + (f" ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def validate(spec: Competition, folder: Path, train, test, sample, report: Callback = NULL) -> None:
+    """Check the files against the spec; raise :class:`DataError` naming the first problem.
+
+    Checks: id and target columns present; no missing target; no duplicate ids; test has
+    exactly train's columns less the target; the sample submission has the spec's columns and
+    the test ids; the target fits the task; categories of the test set never seen in train
+    (a warning, or an error when ``unseen_categories = "error"``).
+    """
+    f = spec.files
+    for name, frame in ((f.train, train), (f.test, test), (f.sample_submission, sample)):
+        if spec.id not in frame.columns:
+            raise DataError(f"{folder / name}: id column {spec.id!r} is missing")
+        dupes = frame[spec.id][frame[spec.id].duplicated()].unique().tolist()
+        if dupes:
+            raise DataError(f"{folder / name}: duplicate {spec.id} values: {_describe(dupes)}")
+    if spec.target not in train.columns:
+        raise DataError(f"{folder / f.train}: target column {spec.target!r} is missing")
+    missing_target = train[spec.target].isna()
+    if missing_target.any():
+        first = train.loc[missing_target, spec.id].tolist()[
+            0
+        ]  # a Python scalar: 7, not np.int64(7)
+        raise DataError(
+            f"{folder / f.train}: target {spec.target!r} is missing in {int(missing_target.sum())} "
+            f"rows (first {spec.id} = {first!r})"
+        )
+    features = [c for c in train.columns if c != spec.target]
+    extra = [c for c in test.columns if c not in features]
+    lacking = [c for c in features if c not in test.columns]
+    if lacking:
+        raise DataError(
+            f"{folder / f.test}: columns of {f.train} missing here: {_describe(lacking)}"
+        )
+    if extra:
+        raise DataError(f"{folder / f.test}: columns not in {f.train}: {_describe(extra)}")
+    if tuple(sample.columns) != spec.submission.columns:
+        raise DataError(
+            f"{folder / f.sample_submission}: columns {list(sample.columns)} differ from the "
+            f"spec's submission columns {list(spec.submission.columns)}"
+        )
+    if set(sample[spec.id].tolist()) != set(test[spec.id].tolist()):
+        raise DataError(f"{folder / f.sample_submission}: ids differ from those of {f.test}")
+    _check_target(spec, folder / f.train, train[spec.target])
+    _check_unseen(spec, folder, train, test, report)
+
+
+def _check_target(spec: Competition, path: Path, target: pd.Series) -> None:
+    import pandas as pd
+
+    if spec.task == "regression":
+        if not pd.api.types.is_numeric_dtype(target):
+            raise DataError(f"{path}: regression target {spec.target!r} is not numeric")
+        if not np.isfinite(target.to_numpy(float)).all():
+            raise DataError(f"{path}: target {spec.target!r} has infinite values")
+        if spec.metric == "rmsle" and (target < 0).any():
+            raise DataError(
+                f"{path}: rmsle needs a non-negative target; {spec.target!r} has negatives"
+            )
+        return
+    n_classes = target.nunique()
+    if spec.task == "binary" and n_classes != 2:
+        raise DataError(f"{path}: a binary target needs 2 classes, {spec.target!r} has {n_classes}")
+    if spec.task == "multiclass" and n_classes < 3:
+        raise DataError(
+            f"{path}: a multiclass target needs 3+ classes, {spec.target!r} has {n_classes}"
+        )
+
+
+def _check_unseen(spec: Competition, folder: Path, train, test, report: Callback) -> None:
+    import pandas as pd
+
+    for col in test.columns:
+        if col == spec.id or pd.api.types.is_numeric_dtype(train[col]):
+            continue
+        seen = set(train[col].dropna().tolist())
+        new = sorted({v for v in test[col].dropna().tolist() if v not in seen}, key=str)
+        if not new:
+            continue
+        rows = int(test[col].isin(new).sum())
+        message = (
+            f"{folder / spec.files.test}: column {col!r} has values never seen in "
+            f"{spec.files.train}: {_describe(new)} ({rows} rows)"
+        )
+        if spec.unseen_categories == "error":
+            raise DataError(message)
+        report.warning(message + "; treated as missing")
+
+
+def _hash_files(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def read_source(folder: Path) -> str:
+    marker = folder / SOURCE_FILE
+    if not marker.is_file():
+        return "unknown"
+    try:
+        return json.loads(marker.read_text()).get("source", "unknown")
+    except json.JSONDecodeError:
+        return "unknown"
+
+
+def read_dataset(spec: Competition, folder: Path, report: Callback = NULL) -> Dataset:
+    """Read and validate the files in ``folder``."""
+    f = spec.files
+    train = _read_csv(folder / f.train)
+    test = _read_csv(folder / f.test)
+    sample = _read_csv(folder / f.sample_submission)
+    validate(spec, folder, train, test, sample, report)
+    digest = _hash_files([folder / f.train, folder / f.test, folder / f.sample_submission])
+    y = train[spec.target].to_numpy()
+    return Dataset(spec, train, test, sample, y, read_source(folder), digest, folder)
+
+
+def has_data(spec: Competition, kfw_home: Path) -> bool:
+    folder = data_dir(kfw_home, spec.slug)
+    return (folder / spec.files.train).is_file()
+
+
+def load_dataset(spec: Competition, kfw_home: Path, report: Callback = NULL) -> Dataset:
+    """Load a competition's data, building the embedded open copy when none is present."""
+    from kfw.opendata import OPEN_COPIES
+
+    folder = data_dir(kfw_home, spec.slug)
+    if not has_data(spec, kfw_home):
+        if spec.slug not in OPEN_COPIES:
+            raise DataError(
+                f"no data for {spec.slug!r} in {folder}: run `kfw data download {spec.slug}` or "
+                f"`kfw data import {spec.slug} PATH`"
+            )
+        open_data(spec, kfw_home)
+        report.info(
+            f"no Kaggle download for {spec.slug}: using the embedded open copy in {folder} "
+            f"(`kfw data import {spec.slug} ZIP` switches to the real files)"
+        )
+    dataset = read_dataset(spec, folder, report)
+    if dataset.source == "open":
+        report.info(f"data: embedded open copy of {spec.slug} (not Kaggle's files)")
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------
+# the three ways in
+
+
+def _install(spec: Competition, kfw_home: Path, staged: Path, source: dict[str, str]) -> Path:
+    """Validate ``staged`` and swap it in for the competition's data folder."""
+    read_dataset(spec, staged)  # raises on any problem; nothing has been touched yet
+    source = {**source, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (staged / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
+    dest = data_dir(kfw_home, spec.slug)
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    if dest.exists():
+        os.replace(dest, old)  # folds of the old data leave with it
+    os.replace(staged, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def _staging(kfw_home: Path, slug: str) -> Path:
+    root = kfw_home / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{slug}.staging-", dir=root))
+
+
+def _extract(archive: Path, wanted: list[str], staged: Path) -> None:
+    """Pull the wanted files out of a Kaggle zip (top level, a sub-folder, or nested zips)."""
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile:
+        raise DataError(f"{archive} is not a zip file") from None
+    with zf:
+        members = {Path(m).name: m for m in zf.namelist() if not m.endswith("/")}
+        for name in wanted:
+            if name in members:
+                _copy_member(zf, archive, members[name], staged / name)
+            elif f"{name}.zip" in members:  # some competitions zip each file again
+                inner = staged / f"{name}.zip"
+                _copy_member(zf, archive, members[f"{name}.zip"], inner)
+                _extract(inner, [name], staged)
+                inner.unlink()
+
+
+def _copy_member(zf: zipfile.ZipFile, archive: Path, member: str, dest: Path) -> None:
+    try:
+        with zf.open(member) as src, dest.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    # a damaged member fails only when read (bad CRC, a broken deflate stream, truncation);
+    # an encrypted one raises RuntimeError, an unknown compression NotImplementedError
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise DataError(f"{archive}: {member} cannot be extracted: {exc}") from None
+
+
+def import_data(spec: Competition, kfw_home: Path, path: Path) -> Path:
+    """``kfw data import``: a Kaggle zip or a folder of its files into ``data/<slug>/``."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist")
+    f = spec.files
+    required = [f.train, f.test, f.sample_submission]
+    staged = _staging(kfw_home, spec.slug)
+    try:
+        if path.is_dir():
+            for name in [*required, *f.extra]:
+                if (path / name).is_file():
+                    shutil.copy2(path / name, staged / name)
+        else:
+            _extract(path, [*required, *f.extra], staged)
+        absent = [n for n in required if not (staged / n).is_file()]
+        if absent:
+            raise DataError(f"{path}: {absent[0]} is missing (expected {', '.join(required)})")
+        return _install(spec, kfw_home, staged, {"source": "import", "from": str(path.resolve())})
+    except DataError as exc:
+        # name the file the user gave, not the staging copy that is about to vanish
+        raise DataError(str(exc).replace(str(staged), str(path))) from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def download_data(spec: Competition, kfw_home: Path) -> Path:
+    """``kfw data download``: the official Kaggle client, then the same checks as an import."""
+    from kfw.kaggle_client import download_competition
+
+    with tempfile.TemporaryDirectory(dir=_ensure(kfw_home / "data")) as tmp:
+        archive = download_competition(spec.kaggle, Path(tmp))
+        dest = import_data(spec, kfw_home, archive)
+    marker = dest / SOURCE_FILE
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "source": "kaggle"}, indent=2))
+    return dest
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def open_data(spec: Competition, kfw_home: Path) -> Path:
+    """``kfw data open``: build the embedded open copy offline, test labels held out."""
+    from kfw.opendata import build_open_copy
+
+    staged = _staging(kfw_home, spec.slug)
+    try:
+        build_open_copy(spec.slug, staged / "copy")
+        return _install(spec, kfw_home, staged / "copy", {"source": "open"})
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)

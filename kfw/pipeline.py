@@ -1,0 +1,406 @@
+"""One competition end to end: data -> folds -> features -> models -> runs -> blend.
+
+This is what ``kfw cv`` calls. The row features of the competition's feature module are
+computed once on train and test together, without the target (so nothing computed there can
+carry it); the fitted features and the model then go through the fold loop of :mod:`kfw.cv`.
+Each model becomes a run in the store; the roster's runs are blended into one more run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kfw.config import Competition, ModelSpec, to_dict
+from kfw.cv import CVResult, cross_validate
+from kfw.data import Dataset, data_dir, load_dataset
+from kfw.errors import ConfigError, KfwError
+from kfw.folds import Folds, get_folds
+from kfw.metrics import get_metric
+from kfw.progress import NULL, Callback
+from kfw.submit import build_submission, check_and_encode
+from kfw.track import RunStore, config_key, environment, prediction_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def default_threads() -> int:
+    """``KFW_THREADS``, else every core: one model fits at a time, so it may use them all."""
+    value = os.environ.get("KFW_THREADS")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"KFW_THREADS must be a positive integer, got {value!r}")
+        return int(value)
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+
+
+def load_feature_module(spec: Competition) -> ModuleType:
+    """The competition's feature module: ``features.<name>`` or a ``.py`` beside the toml."""
+    if spec.features.endswith(".py"):
+        path = spec.dir / spec.features
+        if not path.is_file():
+            raise ConfigError(
+                f"{spec.dir / 'competition.toml'}: features file {path} does not exist"
+            )
+        module_spec = importlib.util.spec_from_file_location(
+            f"kfw_features_{spec.slug.replace('-', '_')}", path
+        )
+        module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+        module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+    else:
+        try:
+            module = importlib.import_module(f"features.{spec.features}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"features.{spec.features}":
+                raise
+            raise ConfigError(
+                f"{spec.slug}: feature module features/{spec.features}.py does not exist"
+            ) from None
+    if not callable(getattr(module, "row_features", None)):
+        raise ConfigError(f"{module.__name__}: defines no row_features(df)")
+    return module
+
+
+@dataclass
+class Design:
+    """What the fold loop sees: row features, encoded target, the fitted-feature step."""
+
+    X: pd.DataFrame
+    X_test: pd.DataFrame
+    y: np.ndarray
+    classes: np.ndarray | None
+    ids: np.ndarray
+    test_ids: np.ndarray
+    features: Any
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None
+    module: str
+
+
+def build_design(spec: Competition, dataset: Dataset) -> Design:
+    """Apply the row features to train + test (target removed) and encode the target."""
+    import pandas as pd
+
+    module = load_feature_module(spec)
+    train = dataset.train.drop(columns=[spec.target])
+    both = pd.concat([train, dataset.test[train.columns]], ignore_index=True)
+    rows = module.row_features(both.copy())
+    if not isinstance(rows, pd.DataFrame) or len(rows) != len(both):
+        raise KfwError(
+            f"{module.__name__}.row_features must return a DataFrame with one row per input row"
+        )
+    rows = rows.drop(columns=[spec.id], errors="ignore").reset_index(drop=True)
+    n = len(train)
+    if spec.task == "regression":
+        classes, y = None, dataset.y.astype(np.float64)
+    else:
+        classes, y = np.unique(dataset.y, return_inverse=True)
+    fitted = getattr(module, "fitted_features", None)
+    return Design(
+        X=rows.iloc[:n].reset_index(drop=True),
+        X_test=rows.iloc[n:].reset_index(drop=True),
+        y=y,
+        classes=classes,
+        ids=dataset.train[spec.id].to_numpy(),
+        test_ids=dataset.test[spec.id].to_numpy(),
+        features=fitted() if callable(fitted) else None,
+        train_mask=getattr(module, "train_mask", None),
+        module=module.__name__,
+    )
+
+
+@dataclass
+class Context:
+    """Everything the runs of one competition share."""
+
+    spec: Competition
+    home: Path
+    dataset: Dataset
+    folds: Folds
+    design: Design
+    store: RunStore
+
+
+def prepare(
+    spec: Competition, kfw_home: Path, callback: Callback = NULL, force_folds: bool = False
+) -> Context:
+    """Load the data (the open copy when none is present), the folds and the design."""
+    dataset = load_dataset(spec, kfw_home, callback)
+    folds, created = get_folds(
+        data_dir(kfw_home, spec.slug),
+        spec.folds,
+        dataset.train,
+        spec.id,
+        dataset.y,
+        spec.task,
+        force=force_folds,
+    )
+    state = "computed and saved" if created else "read"
+    callback.info(f"folds: {spec.folds.name} ({folds.n_fits} fits, hash {folds.hash}), {state}")
+    return Context(
+        spec, kfw_home, dataset, folds, build_design(spec, dataset), RunStore(kfw_home, spec.slug)
+    )
+
+
+def _base_record(ctx: Context, kind: str, label: str) -> dict[str, Any]:
+    spec = ctx.spec
+    metric = get_metric(spec.metric)
+    return {
+        "competition": spec.slug,
+        "kind": kind,
+        "label": label,
+        "task": spec.task,
+        "metric": metric.name,
+        "greater_is_better": metric.greater_is_better,
+        "folds": {"name": spec.folds.name, "hash": ctx.folds.hash, "scheme": asdict(spec.folds)},
+        "data": {"hash": ctx.dataset.hash, "source": ctx.dataset.source},
+        "features": ctx.design.module,
+        "target_transform": spec.target_transform,
+        "classes": ctx.design.classes.tolist() if ctx.design.classes is not None else None,
+        "command": " ".join(["kfw", *sys.argv[1:]])
+        if sys.argv and sys.argv[0].endswith("kfw")
+        else None,
+        "environment": environment(),
+    }
+
+
+def _files(
+    ctx: Context, oof: np.ndarray, test: np.ndarray | None, importances: Any
+) -> dict[str, Any]:
+    spec, d = ctx.spec, ctx.design
+    oof_frame = prediction_frame(d.ids, spec.id, oof, d.classes)
+    oof_frame.insert(1, "target", ctx.dataset.y)
+    for r in range(ctx.folds.assignment.shape[1]):
+        oof_frame.insert(2 + r, f"fold_{r}", ctx.folds.assignment[:, r])
+    files: dict[str, Any] = {"oof.parquet": oof_frame, "importance.csv": importances}
+    if test is not None:
+        files["test.parquet"] = prediction_frame(d.test_ids, spec.id, test, d.classes)
+        sub = build_submission(spec, d.test_ids, test, d.classes, ctx.dataset.sample)
+        files["submission.csv"] = check_and_encode(spec, sub, ctx.dataset.sample, d.classes)
+    return files
+
+
+def run_model(
+    ctx: Context,
+    model: ModelSpec,
+    *,
+    seed: int | None = None,
+    threads: int | None = None,
+    callback: Callback = NULL,
+) -> dict[str, Any]:
+    """Cross-validate one roster member and save it as a run; returns its record."""
+    from kfw.registry import make_estimator
+
+    spec = ctx.spec
+    seed = spec.seed if seed is None else seed
+    threads = threads or default_threads()
+    estimator = make_estimator(
+        model.name, spec.task, model.params, random_state=seed, n_jobs=threads
+    )
+    record = _base_record(ctx, "model", model.label)
+    record.update(
+        model=model.name, params=estimator.get_params(deep=False), seed=seed, threads=threads
+    )
+    key = config_key(
+        {
+            k: record[k]
+            for k in ("label", "model", "params", "seed", "threads", "folds", "data", "features")
+        }
+    )
+    partial = ctx.store.partial(key)
+    started = time.time()
+    cv = cross_validate(
+        estimator,
+        ctx.design.X,
+        ctx.design.y,
+        ctx.folds,
+        metric=get_metric(spec.metric),
+        task=spec.task,
+        X_test=ctx.design.X_test,
+        features=ctx.design.features,
+        target_transform=spec.target_transform,
+        train_mask=ctx.design.train_mask,
+        callback=callback,
+        store=partial,
+        label=model.label,
+    )
+    record["id"] = ctx.store.new_id(model.label, key)
+    record.update(_scores(cv), started=_iso(started), finished=_iso(time.time()))
+    importances = (
+        cv.importances.assign(mean=cv.importances.mean(axis=1))
+        if cv.importances is not None
+        else None
+    )
+    ctx.store.save(record, _files(ctx, cv.oof, cv.test, importances))
+    partial.clear()
+    return record
+
+
+def _scores(cv: CVResult) -> dict[str, Any]:
+    return {
+        "score": cv.score,
+        "mean": cv.mean,
+        "std": cv.std,
+        "fold_scores": [asdict(f) for f in cv.folds],
+        "early_stopping": cv.early_stopping,
+        "best_iterations": [f.best_iteration for f in cv.folds if f.best_iteration is not None],
+        "seconds": cv.seconds,
+        "resumed_folds": sum(f.restored for f in cv.folds),
+    }
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
+
+
+def run_blend(
+    ctx: Context, records: list[dict[str, Any]], callback: Callback = NULL
+) -> dict[str, Any]:
+    """Blend runs of this competition (same fold hash) into a new run."""
+    from kfw.stack import blend
+    from kfw.track import frame_prediction
+
+    spec = ctx.spec
+    stale = [r["id"] for r in records if r["folds"]["hash"] != ctx.folds.hash]
+    if stale:
+        raise KfwError(
+            f"run {stale[0]} used other folds than {spec.folds.name} ({ctx.folds.hash}); rerun it"
+        )
+    oofs = [frame_prediction(ctx.store.frame(r["id"], "oof.parquet")) for r in records]
+    tests = [frame_prediction(ctx.store.frame(r["id"], "test.parquet")) for r in records]
+    started = time.time()
+    result = blend(
+        oofs,
+        tests,
+        ctx.design.y,
+        ctx.folds,
+        get_metric(spec.metric),
+        spec.task,
+        spec.target_transform,
+    )
+    record = _base_record(ctx, "blend", "blend")
+    members = [r["id"] for r in records]
+    key = config_key({"members": members})
+    record.update(
+        id=ctx.store.new_id("blend", key),
+        members=members,
+        weights=dict(zip(members, result.weights.tolist(), strict=True)),
+        fold_weights=[w.tolist() for w in result.fold_weights],
+        score=result.score,
+        mean=float(np.mean(result.fold_scores)),
+        std=float(np.std(result.fold_scores)),
+        fold_scores=[
+            {"repeat": 0, "fold": k, "score": s} for k, s in enumerate(result.fold_scores)
+        ],
+        score_insample=result.score_insample,
+        early_stopping=any(r.get("early_stopping") for r in records),
+        seconds=time.time() - started,
+        started=_iso(started),
+        finished=_iso(time.time()),
+    )
+    ctx.store.save(record, _files(ctx, result.oof, result.test, None))
+    callback.info(
+        "blend weights: "
+        + ", ".join(f"{r['label']} {w:.3f}" for r, w in zip(records, result.weights, strict=True))
+    )
+    return record
+
+
+def run_competition(
+    ctx: Context,
+    labels: list[str] | None = None,
+    *,
+    seed: int | None = None,
+    threads: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    blend_runs: bool = True,
+    callback: Callback = NULL,
+) -> list[dict[str, Any]]:
+    """Run the roster (or the named models) and, for several, the competition's ensemble."""
+    members = [ctx.spec.model(label) for label in labels] if labels else list(ctx.spec.models)
+    if overrides:
+        if len(members) != 1:
+            raise ConfigError("--param applies to one model: name it with --model")
+        members = [ModelSpec(members[0].name, {**members[0].params, **overrides}, members[0].alias)]
+    from kfw.registry import make_estimator
+
+    for m in members:  # an unknown model or parameter fails before any run is written
+        make_estimator(m.name, ctx.spec.task, m.params)
+    records = [run_model(ctx, m, seed=seed, threads=threads, callback=callback) for m in members]
+    if blend_runs and len(records) > 1 and ctx.spec.ensemble.method == "blend":
+        records.append(run_blend(ctx, records, callback))
+    return records
+
+
+def resolved_config(spec: Competition) -> dict[str, Any]:
+    """The competition spec as written into runs and shown by ``kfw show``."""
+    return to_dict(spec)
+
+
+def audit_competition(
+    ctx: Context,
+    labels: list[str] | None = None,
+    *,
+    n_permutations: int = 2,
+    seed: int | None = None,
+    threads: int | None = None,
+    tolerance: float | None = None,
+    callback: Callback = NULL,
+) -> list[Any]:
+    """Permuted-target audit of each roster member's whole fold pipeline (fitted features too)."""
+    from kfw.audit import TOLERANCE, permutation_audit
+    from kfw.registry import make_estimator
+
+    spec, d = ctx.spec, ctx.design
+    seed = spec.seed if seed is None else seed
+    metric = get_metric(spec.metric)
+    members = [spec.model(label) for label in labels] if labels else list(spec.models)
+    results = []
+    for m in members:
+        estimator = make_estimator(
+            m.name, spec.task, m.params, random_state=seed, n_jobs=threads or default_threads()
+        )
+
+        def run(y_perm: np.ndarray, estimator: Any = estimator, label: str = m.label) -> np.ndarray:
+            cv = cross_validate(
+                estimator,
+                d.X,
+                y_perm,
+                ctx.folds,
+                metric=metric,
+                task=spec.task,
+                features=d.features,
+                target_transform=spec.target_transform,
+                train_mask=d.train_mask,
+                callback=callback,
+                label=f"{label} (permuted)",
+            )
+            return cv.oof
+
+        results.append(
+            permutation_audit(
+                run,
+                d.y,
+                ctx.folds,
+                metric,
+                spec.task,
+                target_transform=spec.target_transform,
+                n_permutations=n_permutations,
+                seed=seed,
+                tolerance=tolerance or TOLERANCE,
+                label=m.label,
+            )
+        )
+    return results

@@ -1,0 +1,271 @@
+"""The local run store: the truth about every run (W&B, when added, only mirrors it).
+
+``$KFW_HOME/runs/<slug>/<run_id>/`` holds ``run.json`` (config, parameters, seeds, fold and
+data hashes, git commit, library versions, scores, timings), ``oof.parquet``, ``test.parquet``,
+``importance.csv`` when the model has importances, and ``submission.csv``. A run is written
+into a hidden staging folder and renamed into place when complete, so a crash leaves no
+half-written run. Finished folds of a running job are kept in ``.partial/<key>/``, so the
+same command resumes after an interruption instead of starting over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kfw.cv import FoldResult, FoldStore
+from kfw.errors import KfwError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kfw.folds import Split
+
+LIBRARIES = (
+    "numpy",
+    "pandas",
+    "polars",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost-cpu",
+    "xgboost",
+    "catboost",
+    "optuna",
+    "torch",
+)
+
+
+def runs_dir(kfw_home: Path, slug: str) -> Path:
+    return kfw_home / "runs" / slug
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A short, stable hash of a JSON-ready config (the resume key, and part of the run id)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def git_commit() -> str | None:
+    """The commit of the kfw checkout (with ``-dirty`` for uncommitted changes), if any."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def environment() -> dict[str, Any]:
+    """Python, platform and the versions of the libraries that shape results."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "git_commit": git_commit(),
+    }
+
+
+def prediction_frame(
+    ids: np.ndarray, id_col: str, pred: np.ndarray, classes: Iterable[Any] | None
+) -> pd.DataFrame:
+    """Predictions as a frame: ``pred`` for one column, ``pred_<class>`` for several."""
+    import pandas as pd
+
+    frame = pd.DataFrame({id_col: ids})
+    if pred.ndim == 2:
+        for j, c in enumerate(classes or range(pred.shape[1])):
+            frame[f"pred_{c}"] = pred[:, j]
+    else:
+        frame["pred"] = pred
+    return frame
+
+
+def frame_prediction(frame: pd.DataFrame) -> np.ndarray:
+    """The inverse of :func:`prediction_frame`: (n,) or (n, n_classes)."""
+    cols = [c for c in frame.columns if c.startswith("pred_")]
+    return frame[cols].to_numpy(float) if cols else frame["pred"].to_numpy(float)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class RunStore:
+    """Runs of one competition."""
+
+    def __init__(self, kfw_home: Path, slug: str) -> None:
+        self.slug = slug
+        self.root = runs_dir(kfw_home, slug)
+
+    def new_id(self, label: str, key: str) -> str:
+        """``YYYYmmdd-HHMMSS-<label>-<config key>``: sortable, named after its config."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_id = f"{stamp}-{label}-{key}"
+        n = 1
+        while (self.root / run_id).exists():
+            n += 1
+            run_id = f"{stamp}-{label}-{key}-{n}"
+        return run_id
+
+    def save(self, record: dict[str, Any], files: dict[str, Any]) -> Path:
+        """Write a complete run: ``run.json`` plus ``files`` (frames -> parquet / csv, or bytes).
+
+        Everything goes into a staging folder first; the rename publishes it whole.
+        """
+        run_id = record["id"]
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".staging-{run_id}-{os.getpid()}"
+        staging.mkdir()
+        try:
+            for name, content in files.items():
+                if content is None:
+                    continue
+                target = staging / name
+                if isinstance(content, bytes):
+                    target.write_bytes(content)
+                elif name.endswith(".parquet"):
+                    content.to_parquet(target, index=False)
+                else:
+                    content.to_csv(target, index=name == "importance.csv", lineterminator="\n")
+            (staging / "run.json").write_text(
+                json.dumps(record, indent=2, default=_json_default) + "\n"
+            )
+            os.replace(staging, self.root / run_id)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.root / run_id
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every complete run's ``run.json``, oldest first."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for run_json in sorted(self.root.glob("*/run.json")):
+            try:
+                out.append(json.loads(run_json.read_text()))
+            except json.JSONDecodeError:
+                continue  # a damaged record is skipped, not fatal: the others stay usable
+        return out
+
+    def record(self, run_id: str) -> dict[str, Any]:
+        path = self.root / run_id / "run.json"
+        if not path.is_file():
+            known = [r["id"] for r in self.records()][-5:]
+            hint = f" (latest: {', '.join(known)})" if known else " (no runs yet: run `kfw cv`)"
+            raise KfwError(f"no run {run_id!r} for {self.slug}{hint}")
+        return json.loads(path.read_text())
+
+    def frame(self, run_id: str, name: str) -> pd.DataFrame:
+        import pandas as pd
+
+        path = self.root / run_id / name
+        if not path.is_file():
+            raise KfwError(f"run {run_id} has no {name}")
+        return pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+
+    def partial(self, key: str) -> PartialFolds:
+        return PartialFolds(self.root / ".partial" / key)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+class PartialFolds(FoldStore):
+    """Finished folds of a run in progress, one ``.npz`` each, keyed by the run's config."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, repeat: int, fold: int) -> Path:
+        return self.folder / f"r{repeat}-f{fold}.npz"
+
+    def load(self, split: Split) -> tuple[FoldResult, np.ndarray, np.ndarray | None, Any] | None:
+        import pandas as pd
+
+        path = self._path(split.repeat, split.fold)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                valid = z["valid"]
+                test = z.get("test")
+                imp = (
+                    pd.Series(z["imp_values"], index=z["imp_names"].tolist())
+                    if "imp_values" in z
+                    else None
+                )
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged checkpoint is refitted rather than trusted
+        if len(valid) != len(split.valid):
+            return None
+        return FoldResult(**{**meta, "restored": True}), valid, test, imp
+
+    def save(
+        self,
+        result: FoldResult,
+        valid_pred: np.ndarray,
+        test_pred: np.ndarray | None,
+        importance: Any,
+    ) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = {"meta": np.array(json.dumps(asdict(result))), "valid": valid_pred}
+        if test_pred is not None:
+            arrays["test"] = test_pred
+        if importance is not None:
+            arrays["imp_values"] = importance.to_numpy(float)
+            arrays["imp_names"] = np.array([str(i) for i in importance.index])
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        _write_atomic(self._path(result.repeat, result.fold), buf.getvalue())
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def best_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records sorted by CV score, best first (the metric's direction is in each record)."""
+    return sorted(records, key=lambda r: -r["score"] if r["greater_is_better"] else r["score"])
