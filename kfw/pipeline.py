@@ -329,13 +329,13 @@ def run_competition(
     callback: Callback = NULL,
 ) -> list[dict[str, Any]]:
     """Run the roster (or the named models) and, for several, the competition's ensemble."""
+    from kfw.registry import make_estimator
+
     members = [ctx.spec.model(label) for label in labels] if labels else list(ctx.spec.models)
     if overrides:
         if len(members) != 1:
             raise ConfigError("--param applies to one model: name it with --model")
         members = [ModelSpec(members[0].name, {**members[0].params, **overrides}, members[0].alias)]
-    from kfw.registry import make_estimator
-
     for m in members:  # an unknown model or parameter fails before any run is written
         make_estimator(m.name, ctx.spec.task, m.params)
     records = [run_model(ctx, m, seed=seed, threads=threads, callback=callback) for m in members]
