@@ -46,23 +46,29 @@ def permute_within_folds(y: np.ndarray, folds: Folds, rng: np.random.Generator) 
 
 
 def chance_score(
-    metric: Metric, task: str, y: np.ndarray, folds: Folds, target_transform: str = "none"
+    metric: Metric,
+    task: str,
+    y: np.ndarray,
+    folds: Folds,
+    target_transform: str = "none",
+    exclude: np.ndarray | None = None,
 ) -> float:
     """Score of the learn-nothing model: each fold predicts its training part's mean / prior."""
     forward, inverse = TRANSFORMS[target_transform if task == "regression" else "none"]
     n_classes = int(np.max(y)) + 1 if task != "regression" else 0
     oof = np.zeros((len(y), n_classes)) if task == "multiclass" else np.zeros(len(y))
+    keep = ~exclude if exclude is not None else np.ones(len(y), dtype=bool)
     for split in folds.splits():
         if split.repeat:
             break
-        train = y[split.train]
+        train = y[split.train[keep[split.train]]]
         if task == "regression":
             oof[split.valid] = inverse(np.mean(forward(train.astype(float))))
         elif task == "binary":
             oof[split.valid] = np.mean(train)
         else:
             oof[split.valid] = np.bincount(train.astype(int), minlength=n_classes) / len(train)
-    rows = folds.validated()
+    rows = folds.validated() & keep
     return metric(y[rows], oof[rows])
 
 
@@ -114,6 +120,7 @@ def permutation_audit(
     seed: int = 0,
     tolerance: float = TOLERANCE,
     label: str = "pipeline",
+    exclude: np.ndarray | None = None,
 ) -> AuditResult:
     """Audit a pipeline: ``run(y_permuted) -> out-of-fold predictions`` must score at chance.
 
@@ -121,13 +128,13 @@ def permutation_audit(
     target must receive the permuted one, which is the point.
     """
     rng = np.random.default_rng(seed)
-    rows = folds.validated()
+    rows = folds.validated() & (~exclude if exclude is not None else True)
     scores, chances, skills = [], [], []
     for _ in range(n_permutations):
         y_perm = permute_within_folds(y, folds, rng)
         oof = run(y_perm)
         score = metric(y_perm[rows], oof[rows])
-        chance = chance_score(metric, task, y_perm, folds, target_transform)
+        chance = chance_score(metric, task, y_perm, folds, target_transform, exclude)
         scores.append(score)
         chances.append(chance)
         skills.append(skill(metric, score, chance))

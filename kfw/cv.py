@@ -2,7 +2,9 @@
 
 For each fold of each repeat: fit the fitted features and the model on the training part
 (optionally filtered by ``train_mask``), predict the validation part (out of fold) and the
-test set. Early stopping, where the model has it, watches that fold's validation part: the
+test set. Rows marked ``exclude`` (declared outliers) never enter a training part, an early
+stopping set or the headline score; they are still predicted out of fold and scored apart, so
+the score on all rows stays in view. Early stopping, where the model has it, watches that fold's validation part: the
 scored rows themselves, which is slightly optimistic, so the result records that it happened.
 
 Predictions are kept on the target's own scale: probabilities for classification (class 1 for
@@ -15,7 +17,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,7 +65,9 @@ class CVResult:
     test : ndarray or None
         Test predictions averaged over every fit.
     score : float
-        The metric on all validated rows' out-of-fold predictions.
+        The metric on the out-of-fold predictions of every validated, non-excluded row.
+    score_all : float or None
+        With excluded rows: the metric on all validated rows, excluded ones included.
     importances : DataFrame or None
         Feature x fit importance, when the model exposes ``feature_importances_``.
     """
@@ -76,7 +80,8 @@ class CVResult:
     importances: pd.DataFrame | None = None
     early_stopping: bool = False
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    score_all: float | None = None
+    excluded: int = 0
 
     @property
     def fold_scores(self) -> np.ndarray:
@@ -144,6 +149,7 @@ def fit_fold(
     features: Any = None,
     train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
     inverse: Callable[[np.ndarray], np.ndarray] = TRANSFORMS["none"][1],
+    exclude: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, Any, float, float, int]:
     """Fit features and model on one fold's training part; predict its validation part and test.
 
@@ -151,7 +157,10 @@ def fit_fold(
     -------
     valid_pred, test_pred, fitted_estimator, fit_seconds, predict_seconds, n_train
     """
-    train = split.train
+    train, watch = split.train, np.ones(len(split.valid), dtype=bool)
+    if exclude is not None:
+        train = train[~exclude[train]]
+        watch = ~exclude[split.valid]  # excluded rows are predicted, never watched
     if train_mask is not None:
         keep = np.asarray(train_mask(X.iloc[train], y_fit[train]), dtype=bool)
         train = train[keep]
@@ -167,7 +176,7 @@ def fit_fold(
     X_te = align.transform(X_te) if X_te is not None else None
     model = clone(estimator)
     if _accepts_eval_set(model):
-        model.fit(X_tr, y_fit[train], eval_set=(X_va, y_fit[split.valid]))
+        model.fit(X_tr, y_fit[train], eval_set=(X_va[watch], y_fit[split.valid][watch]))
     else:
         model.fit(X_tr, y_fit[train])
     fit_seconds = time.perf_counter() - start
@@ -192,6 +201,7 @@ def cross_validate(
     callback: Callback = NULL,
     store: FoldStore | None = None,
     label: str = "model",
+    exclude: np.ndarray | None = None,
 ) -> CVResult:
     """Run the fold loop.
 
@@ -215,6 +225,9 @@ def cross_validate(
         every validation row is still scored.
     store : FoldStore, optional
         Restores finished folds of an interrupted run and saves each new one.
+    exclude : bool ndarray, optional
+        Rows left out of every training part, early-stopping set and the headline score
+        (declared outliers); predicted out of fold all the same and scored in ``score_all``.
     """
     import pandas as pd
 
@@ -228,6 +241,7 @@ def cross_validate(
     results: list[FoldResult] = []
     importances: dict[str, pd.Series] = {}
     early = False
+    scored = ~exclude if exclude is not None else np.ones(n, dtype=bool)
     started = time.perf_counter()
     callback.cv_start(label, folds.n_fits)
     for split in folds.splits():
@@ -245,12 +259,13 @@ def cross_validate(
                 features=features,
                 train_mask=train_mask,
                 inverse=inverse,
+                exclude=exclude,
             )
             best = getattr(model, "best_iteration_", None)
             result = FoldResult(
                 split.repeat,
                 split.fold,
-                metric(y[split.valid], valid_pred),
+                metric(y[split.valid][scored[split.valid]], valid_pred[scored[split.valid]]),
                 n_train,
                 len(split.valid),
                 fit_s,
@@ -272,11 +287,14 @@ def cross_validate(
     validated = oof_count > 0
     oof = np.full(shape, np.nan)
     oof[validated] = (oof_sum[validated].T / oof_count[validated]).T
+    rows = validated & scored
     cv = CVResult(
         oof=oof,
         test=test_sum / len(results) if test_sum is not None else None,
         folds=results,
-        score=metric(y[validated], oof[validated]),
+        score=metric(y[rows], oof[rows]),
+        score_all=metric(y[validated], oof[validated]) if exclude is not None else None,
+        excluded=int((~scored).sum()),
         metric=metric.name,
         importances=pd.DataFrame(importances) if importances else None,
         early_stopping=early,

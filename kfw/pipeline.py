@@ -86,7 +86,9 @@ class Design:
     test_ids: np.ndarray
     features: Any
     train_mask: Callable[[Any, np.ndarray], np.ndarray] | None
+    exclude: np.ndarray | None
     module: str
+    module_hash: str
 
 
 def build_design(spec: Competition, dataset: Dataset) -> Design:
@@ -108,8 +110,16 @@ def build_design(spec: Competition, dataset: Dataset) -> Design:
     else:
         classes, y = np.unique(dataset.y, return_inverse=True)
     fitted = getattr(module, "fitted_features", None)
+    X = rows.iloc[:n].reset_index(drop=True)
+    exclude = None
+    if callable(getattr(module, "exclude_rows", None)):
+        exclude = np.asarray(module.exclude_rows(X, dataset.y), dtype=bool)
+        if exclude.shape != (n,):
+            raise KfwError(
+                f"{module.__name__}.exclude_rows must return one boolean per training row"
+            )
     return Design(
-        X=rows.iloc[:n].reset_index(drop=True),
+        X=X,
         X_test=rows.iloc[n:].reset_index(drop=True),
         y=y,
         classes=classes,
@@ -117,8 +127,18 @@ def build_design(spec: Competition, dataset: Dataset) -> Design:
         test_ids=dataset.test[spec.id].to_numpy(),
         features=fitted() if callable(fitted) else None,
         train_mask=getattr(module, "train_mask", None),
+        exclude=exclude if exclude is not None and exclude.any() else None,
         module=module.__name__,
+        module_hash=_source_hash(module),
     )
+
+
+def _source_hash(module: ModuleType) -> str:
+    """Hash of the feature module's source: an edited module must not resume old folds."""
+    import hashlib
+
+    path = getattr(module, "__file__", None)
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if path else "none"
 
 
 @dataclass
@@ -166,7 +186,10 @@ def _base_record(ctx: Context, kind: str, label: str) -> dict[str, Any]:
         "greater_is_better": metric.greater_is_better,
         "folds": {"name": spec.folds.name, "hash": ctx.folds.hash, "scheme": asdict(spec.folds)},
         "data": {"hash": ctx.dataset.hash, "source": ctx.dataset.source},
-        "features": ctx.design.module,
+        "features": {"module": ctx.design.module, "source_hash": ctx.design.module_hash},
+        "excluded_ids": ctx.design.ids[ctx.design.exclude].tolist()
+        if ctx.design.exclude is not None
+        else [],
         "target_transform": spec.target_transform,
         "classes": ctx.design.classes.tolist() if ctx.design.classes is not None else None,
         "command": " ".join(["kfw", *sys.argv[1:]])
@@ -235,6 +258,7 @@ def run_model(
         callback=callback,
         store=partial,
         label=model.label,
+        exclude=ctx.design.exclude,
     )
     record["id"] = ctx.store.new_id(model.label, key)
     record.update(_scores(cv), started=_iso(started), finished=_iso(time.time()))
@@ -251,6 +275,7 @@ def run_model(
 def _scores(cv: CVResult) -> dict[str, Any]:
     return {
         "score": cv.score,
+        "score_all": cv.score_all,
         "mean": cv.mean,
         "std": cv.std,
         "fold_scores": [asdict(f) for f in cv.folds],
@@ -289,6 +314,7 @@ def run_blend(
         get_metric(spec.metric),
         spec.task,
         spec.target_transform,
+        exclude=ctx.design.exclude,
     )
     record = _base_record(ctx, "blend", "blend")
     members = [r["id"] for r in records]
@@ -299,6 +325,7 @@ def run_blend(
         weights=dict(zip(members, result.weights.tolist(), strict=True)),
         fold_weights=[w.tolist() for w in result.fold_weights],
         score=result.score,
+        score_all=result.score_all,
         mean=float(np.mean(result.fold_scores)),
         std=float(np.std(result.fold_scores)),
         fold_scores=[
@@ -386,6 +413,7 @@ def audit_competition(
                 train_mask=d.train_mask,
                 callback=callback,
                 label=f"{label} (permuted)",
+                exclude=d.exclude,
             )
             return cv.oof
 
@@ -401,6 +429,7 @@ def audit_competition(
                 seed=seed,
                 tolerance=tolerance or TOLERANCE,
                 label=m.label,
+                exclude=d.exclude,
             )
         )
     return results

@@ -33,6 +33,7 @@ class BlendResult:
     fold_scores: list[float]
     score_insample: float
     fold_weights: list[np.ndarray]
+    score_all: float | None = None
 
 
 def _combine(preds: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -84,6 +85,7 @@ def blend(
     metric: Metric,
     task: str,
     target_transform: str = "none",
+    exclude: np.ndarray | None = None,
 ) -> BlendResult:
     """Blend members' out-of-fold predictions, scoring the blend with fold-local weights.
 
@@ -95,19 +97,25 @@ def blend(
         Encoded classes or the regression target (own scale).
     folds : Folds
         The fold file every member was run on; the first repeat defines the held-out folds.
+    exclude : bool ndarray, optional
+        Declared outliers: no weight is fitted on them and the headline score leaves them out;
+        ``score_all`` includes them.
     """
     forward, inverse = TRANSFORMS[target_transform if task == "regression" else "none"]
     preds = np.stack([forward(o) for o in oofs])  # (m, n[, K])
     y_fit = forward(np.asarray(y, float)) if task == "regression" else np.asarray(y)
     fold_of = folds.assignment[:, 0]
-    rows = np.flatnonzero(folds.validated())
+    validated = folds.validated()
+    scored = validated & ~exclude if exclude is not None else validated
+    rows = np.flatnonzero(scored)
     honest = np.full(preds.shape[1:], np.nan)
     fold_scores, fold_weights = [], []
     for k in range(folds.scheme.n_splits):
         held = rows[fold_of[rows] == k]
         rest = rows[fold_of[rows] != k]
         w = fit_weights(preds[:, rest], y_fit[rest], task)
-        honest[held] = _combine(preds[:, held], w)
+        in_fold = np.flatnonzero(validated & (fold_of == k))  # excluded rows are predicted too
+        honest[in_fold] = _combine(preds[:, in_fold], w)
         fold_weights.append(w)
         fold_scores.append(metric(y[held], inverse(honest[held])))
     weights = fit_weights(preds[:, rows], y_fit[rows], task)
@@ -116,7 +124,7 @@ def blend(
     if all(t is not None for t in tests):
         test = inverse(_combine(np.stack([forward(t) for t in tests]), weights))
     oof = np.full(preds.shape[1:], np.nan)
-    oof[rows] = inverse(honest[rows])
+    oof[validated] = inverse(honest[validated])
     return BlendResult(
         weights=weights,
         oof=oof,
@@ -125,4 +133,5 @@ def blend(
         fold_scores=fold_scores,
         score_insample=metric(y[rows], insample),
         fold_weights=fold_weights,
+        score_all=metric(y[validated], oof[validated]) if exclude is not None else None,
     )

@@ -236,3 +236,21 @@ def test_repeated_folds_average_the_repeats():
     assert {(f.repeat, f.fold) for f in result.folds} == {
         (r, k) for r in range(2) for k in range(3)
     }
+
+
+def test_excluded_rows_are_predicted_but_never_trained_watched_or_in_the_headline_score():
+    X, y = _data()
+    X["row"] = np.arange(len(X))
+    folds = _folds(len(X))
+    exclude = np.zeros(len(X), dtype=bool)
+    exclude[[3, 50, 111]] = True
+    SpyModel.seen = []
+    metric = get_metric("log_loss")
+    result = cross_validate(SpyModel(), X, y, folds, metric=metric, task="binary", exclude=exclude)
+    for split, (trained, watched) in zip(folds.splits(), SpyModel.seen, strict=True):
+        assert not trained & {3, 50, 111}
+        assert watched == set(split.valid.tolist()) - {3, 50, 111}
+    assert not np.isnan(result.oof).any()
+    assert result.excluded == 3
+    assert result.score == pytest.approx(metric(y[~exclude], result.oof[~exclude]))
+    assert result.score_all == pytest.approx(metric(y, result.oof))
