@@ -160,21 +160,23 @@ def _check_target(spec: Competition, path: Path, target: pd.Series) -> None:
 def _check_unseen(spec: Competition, folder: Path, train, test, report: Callback) -> None:
     import pandas as pd
 
+    found = []
     for col in test.columns:
         if col == spec.id or pd.api.types.is_numeric_dtype(train[col]):
             continue
         seen = set(train[col].dropna().tolist())
         new = sorted({v for v in test[col].dropna().tolist() if v not in seen}, key=str)
-        if not new:
-            continue
-        rows = int(test[col].isin(new).sum())
-        message = (
-            f"{folder / spec.files.test}: column {col!r} has values never seen in "
-            f"{spec.files.train}: {_describe(new)} ({rows} rows)"
-        )
-        if spec.unseen_categories == "error":
-            raise DataError(message)
-        report.warning(message + "; treated as missing")
+        if new:
+            rows = int(test[col].isin(new).sum())
+            found.append(f"{col!r} {_describe(new, 3)} ({rows} row{'s' if rows > 1 else ''})")
+    if not found:
+        return
+    message = f"{folder / spec.files.test}: values never seen in {spec.files.train}: " + "; ".join(
+        found
+    )
+    if spec.unseen_categories == "error":
+        raise DataError(message)
+    report.warning(message + " - treated as missing")
 
 
 def _hash_files(paths: list[Path]) -> str:

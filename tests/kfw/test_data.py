@@ -344,8 +344,8 @@ def test_unseen_categories_warn_through_the_callback(home: Path, tmp_path: Path)
     report = Collect()
     load_dataset(spec, home, report)
     assert report.warnings == [
-        f"{home / 'data' / 'synth' / 'test.csv'}: column 'cat' has values never seen in "
-        "train.csv: 'zebra' (3 rows); treated as missing"
+        f"{home / 'data' / 'synth' / 'test.csv'}: values never seen in train.csv: "
+        "'cat' 'zebra' (3 rows) - treated as missing"
     ]
 
 
@@ -356,8 +356,7 @@ def test_unseen_categories_are_an_error_when_the_spec_says_so(home: Path, tmp_pa
     _unseen(src)
     with pytest.raises(
         DataError,
-        match=f"^{src / 'test.csv'}: column 'cat' has values never seen in train.csv: "
-        r"'zebra' \(3 rows\)$",
+        match=f"^{src / 'test.csv'}: values never seen in train.csv: " r"'cat' 'zebra' \(3 rows\)$",
     ):
         import_data(spec, home, src)
     assert list((home / "data").iterdir()) == []
