@@ -12,7 +12,13 @@ import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    RobustScaler,
+    StandardScaler,
+)
 
 from models._tabular import categorical_columns, is_frame
 
@@ -25,7 +31,7 @@ def _as_strings(X: Any) -> Any:
 
 
 def design(
-    X: Any, *, one_hot: bool, scale: bool, min_frequency: int | None = None
+    X: Any, *, one_hot: bool, scale: str | None, min_frequency: int | None = None
 ) -> ColumnTransformer:
     """An unfitted transformer from the frame's columns to a numeric matrix.
 
@@ -33,8 +39,9 @@ def design(
     ----------
     one_hot : bool
         One-hot categories (linear models) or code them as integers (trees).
-    scale : bool
-        Standardise numeric columns (after median imputation) for penalised linear models.
+    scale : {"standard", "robust"} or None
+        Median-impute, then standardise numeric columns (mean / sd, or median / IQR, which
+        outliers move less) for penalised linear models; None leaves them as they are.
     min_frequency : int, optional
         Categories rarer than this in the training part share one column.
     """
@@ -49,9 +56,10 @@ def design(
         encoder = OrdinalEncoder(
             handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64
         )
-    num_steps = [SimpleImputer(strategy="median", keep_empty_features=True)] if scale else []
-    if scale:
-        num_steps.append(StandardScaler())
+    num_steps: list[Any] = []
+    if scale is not None:
+        scaler = {"standard": StandardScaler, "robust": RobustScaler}[scale]
+        num_steps = [SimpleImputer(strategy="median", keep_empty_features=True), scaler()]
     numeric: Any = make_pipeline(*num_steps) if num_steps else "passthrough"
     parts = [("num", numeric, nums)]
     if cats:

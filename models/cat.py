@@ -76,7 +76,8 @@ class _Cat(TabularModel):
             )
         model.fit(_as_catboost_frame(X, self.cat_features_), y, **fit_kwargs)
         best = model.get_best_iteration() if fit_kwargs else None
-        self.best_iteration_ = int(best) + 1 if best is not None else int(model.tree_count_)
+        # rounds kept by early stopping; None when it was off (all rounds used)
+        self.best_iteration_ = int(best) + 1 if best is not None else None
         self.feature_importances_ = np.asarray(model.get_feature_importance())
         return model
 

@@ -39,7 +39,7 @@ class _Forest(TabularModel):
         kind += "Classifier" if self._is_classifier() else "Regressor"
         forest = getattr(ensemble, kind)(**self.get_params())
         # trees need no scaling; numeric NaN goes to the trees' own missing-value handling
-        pipe = make_pipeline(design(X, one_hot=False, scale=False), forest).fit(X, y)
+        pipe = make_pipeline(design(X, one_hot=False, scale=None), forest).fit(X, y)
         self.feature_importances_ = forest.feature_importances_
         self.importance_names_ = pipe[0].get_feature_names_out()
         return pipe

@@ -77,7 +77,10 @@ class _LGBM(TabularModel):
             else:
                 fit_kwargs["eval_set"] = [eval_set]
         model.fit(X, y, **fit_kwargs)
-        self.best_iteration_ = int(model.best_iteration_ or model.n_estimators_)
+        # rounds kept by early stopping; None when it was off (all rounds used)
+        self.best_iteration_ = (
+            int(model.best_iteration_) if callbacks and model.best_iteration_ else None
+        )
         self.feature_importances_ = model.booster_.feature_importance("gain")
         return model
 

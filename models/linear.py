@@ -1,4 +1,9 @@
-"""Penalised linear models with their preprocessing inside: impute, scale, one-hot."""
+"""Penalised linear models with their preprocessing inside: impute, scale, one-hot.
+
+Every class takes ``scaler`` (``"standard"`` or ``"robust"``: median / IQR, which a few huge
+values move less) and ``min_frequency`` (categories rarer than this in the training part
+share one one-hot column), so the design matrix is fitted per fold like everything else.
+"""
 
 from __future__ import annotations
 
@@ -18,20 +23,21 @@ class _Linear(TabularModel):
 
     def _fit_model(self, X: Any, y: np.ndarray, eval_set: Any) -> Any:
         del eval_set  # closed-form / convex: nothing to stop early
-        pipe = make_pipeline(
-            design(X, one_hot=True, scale=True, min_frequency=self.min_frequency), self._make()
-        )
-        pipe.fit(X, y)
+        matrix = design(X, one_hot=True, scale=self.scaler, min_frequency=self.min_frequency)
+        pipe = make_pipeline(matrix, self._make()).fit(X, y)
         if hasattr(pipe[-1], "n_iter_"):  # iterative solvers report their iterations
             self.n_iter_ = pipe[-1].n_iter_
         return pipe
 
 
 class Ridge(RegressorMixin, _Linear):
-    """L2-penalised least squares on standardised, one-hot features."""
+    """L2-penalised least squares."""
 
-    def __init__(self, alpha: float = 10.0, min_frequency: int | None = 3) -> None:
+    def __init__(
+        self, alpha: float = 10.0, scaler: str = "standard", min_frequency: int | None = 3
+    ) -> None:
         self.alpha = alpha
+        self.scaler = scaler
         self.min_frequency = min_frequency
 
     def _make(self) -> Any:
@@ -41,18 +47,20 @@ class Ridge(RegressorMixin, _Linear):
 
 
 class Lasso(RegressorMixin, _Linear):
-    """L1-penalised least squares (coordinate descent) on standardised, one-hot features."""
+    """L1-penalised least squares (coordinate descent)."""
 
     def __init__(
         self,
         alpha: float = 5e-4,
         max_iter: int = 50_000,
         tol: float = 1e-4,
+        scaler: str = "standard",
         min_frequency: int | None = 3,
     ) -> None:
         self.alpha = alpha
         self.max_iter = max_iter
         self.tol = tol
+        self.scaler = scaler
         self.min_frequency = min_frequency
 
     def _make(self) -> Any:
@@ -62,7 +70,7 @@ class Lasso(RegressorMixin, _Linear):
 
 
 class ElasticNet(RegressorMixin, _Linear):
-    """L1 + L2 penalised least squares on standardised, one-hot features."""
+    """L1 + L2 penalised least squares."""
 
     def __init__(
         self,
@@ -70,12 +78,14 @@ class ElasticNet(RegressorMixin, _Linear):
         l1_ratio: float = 0.5,
         max_iter: int = 50_000,
         tol: float = 1e-4,
+        scaler: str = "standard",
         min_frequency: int | None = 3,
     ) -> None:
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.max_iter = max_iter
         self.tol = tol
+        self.scaler = scaler
         self.min_frequency = min_frequency
 
     def _make(self) -> Any:
@@ -89,9 +99,16 @@ class ElasticNet(RegressorMixin, _Linear):
 class LogisticRegression(ClassifierMixin, _Linear):
     """L2-penalised logistic regression (multinomial for several classes)."""
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000, min_frequency: int | None = 3) -> None:
+    def __init__(
+        self,
+        C: float = 1.0,
+        max_iter: int = 2000,
+        scaler: str = "standard",
+        min_frequency: int | None = 3,
+    ) -> None:
         self.C = C
         self.max_iter = max_iter
+        self.scaler = scaler
         self.min_frequency = min_frequency
 
     def _make(self) -> Any:

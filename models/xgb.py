@@ -55,14 +55,15 @@ class _XGB(TabularModel):
         import xgboost as xgb
 
         params = library_params(self)
-        if eval_set is None:
+        if eval_set is None or not self.early_stopping_rounds:
             params["early_stopping_rounds"] = None
         params.update(tree_method="hist", enable_categorical=True, verbosity=0)
         cls = xgb.XGBClassifier if self._is_classifier() else xgb.XGBRegressor
         model = cls(**params)
         model.fit(X, y, eval_set=[eval_set] if eval_set is not None else None, verbose=False)
-        best = getattr(model, "best_iteration", None)
-        self.best_iteration_ = int(best) + 1 if best is not None else int(self.n_estimators)
+        stopped = params["early_stopping_rounds"] is not None
+        # rounds kept by early stopping; None when it was off (all rounds used)
+        self.best_iteration_ = int(model.best_iteration) + 1 if stopped else None
         self.feature_importances_ = model.feature_importances_
         return model
 

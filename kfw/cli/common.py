@@ -126,6 +126,8 @@ class RichProgress(Callback):
             self._progress.stop()
             self._progress = None
         es = ", early stopping on the scored folds" if result.early_stopping else ""
+        if result.score_all is not None:
+            es += f"; {result.score_all:.5f} with the {result.excluded} excluded rows"
         console_err().print(
             f"{self._label}: {result.metric} {result.score:.5f} (folds {result.mean:.5f} ± {result.std:.5f}, "
             f"{result.seconds:.1f} s{es})",

@@ -60,7 +60,14 @@ def cv(
         )
     detail = f"± {last['std']:.5f} over folds"
     if last["kind"] == "blend":
-        detail = f"blend of {len(last['members'])}, weights fitted inside the folds; in-sample {fmt_score(last['score_insample'])}"
+        detail = (
+            f"blend of {len(last['members'])}, weights fitted inside the folds; "
+            f"in-sample {fmt_score(last['score_insample'])}"
+        )
+    if last.get("score_all") is not None:
+        detail += (
+            f"; {fmt_score(last['score_all'])} with the {len(last['excluded_ids'])} excluded rows"
+        )
     console().print(
         f"CV {last['metric']} {fmt_score(last['score'])} ({detail}) · run {last['id']}",
         highlight=False,

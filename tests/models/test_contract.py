@@ -85,6 +85,11 @@ def test_gbms_stop_early_on_the_eval_set_and_record_it(name):
     model.fit(X[:200], y[:200], eval_set=(X[200:], y[200:]))
     cap = model.get_params().get("n_estimators", model.get_params().get("iterations"))
     assert 1 <= model.best_iteration_ < cap
+    # without an eval set, or with early stopping off, every round is used and none is "best"
+    small = {"n_estimators": 20} if name != "catboost" else {"iterations": 20}
+    assert make_estimator(name, "regression", small, n_jobs=1).fit(X, y).best_iteration_ is None
+    off = make_estimator(name, "regression", {**small, "early_stopping_rounds": 0}, n_jobs=1)
+    assert off.fit(X[:200], y[:200], eval_set=(X[200:], y[200:])).best_iteration_ is None
 
 
 def test_unknown_parameter_and_task_are_refused():
