@@ -26,7 +26,13 @@ from kfw.folds import Folds, FoldScheme, assign_folds
 from kfw.metrics import get_metric
 from models.lgbm import LGBMRegressor
 
-PARAMS = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "subsample": 0.8, "subsample_freq": 1}
+PARAMS = {
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+}
 EARLY = 50
 
 
@@ -37,14 +43,23 @@ def make_data(rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, pd.Da
     for i in range(4):
         frame[f"c{i}"] = pd.Categorical(rng.integers(0, 20 * (i + 1), size=n).astype(str))
     y = frame["x0"] * 2 + np.sin(frame["x1"] * 3) + frame["c0"].cat.codes % 3 + rng.normal(size=n)
-    return frame.iloc[:rows].reset_index(drop=True), y.to_numpy()[:rows], frame.iloc[rows:].reset_index(drop=True)
+    return (
+        frame.iloc[:rows].reset_index(drop=True),
+        y.to_numpy()[:rows],
+        frame.iloc[rows:].reset_index(drop=True),
+    )
 
 
 def hand_loop(X, y, X_test, folds, threads):
     oof, test = np.zeros(len(y)), np.zeros(len(X_test))
     for split in folds.splits():
         model = lgb.LGBMRegressor(
-            **PARAMS, random_state=0, n_jobs=threads, verbose=-1, deterministic=True, force_col_wise=True
+            **PARAMS,
+            random_state=0,
+            n_jobs=threads,
+            verbose=-1,
+            deterministic=True,
+            force_col_wise=True,
         )
         model.fit(
             X.iloc[split.train],
@@ -60,7 +75,9 @@ def hand_loop(X, y, X_test, folds, threads):
 
 def kfw_loop(X, y, X_test, folds, threads):
     model = LGBMRegressor(**PARAMS, early_stopping_rounds=EARLY, random_state=0, n_jobs=threads)
-    return cross_validate(model, X, y, folds, metric=get_metric("rmse"), task="regression", X_test=X_test).oof
+    return cross_validate(
+        model, X, y, folds, metric=get_metric("rmse"), task="regression", X_test=X_test
+    ).oof
 
 
 def help_seconds(repeats: int = 7) -> float:

@@ -59,9 +59,14 @@ class CategoricalAligner(TransformerMixin, BaseEstimator):
         for col in X.columns:
             if col in self.categories_:
                 values = X[col]
-                if not isinstance(values.dtype, pd.CategoricalDtype):
+                if isinstance(values.dtype, pd.CategoricalDtype):
+                    values = values.astype(object)
+                else:
                     values = values.astype(object).where(values.isna(), values.astype(str))
-                out[col] = pd.Categorical(values, categories=self.categories_[col])
+                known = self.categories_[col]
+                # unseen values become missing explicitly (pandas will refuse to do it silently)
+                values = values.where(values.isin(known))
+                out[col] = pd.Categorical(values, categories=known)
             else:
                 out[col] = pd.to_numeric(X[col], errors="raise").astype(np.float64)
         return pd.DataFrame(out, index=X.index)
