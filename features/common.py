@@ -240,6 +240,8 @@ class GroupTargetRate(TransformerMixin, BaseEstimator):
         X = _check_frame(X)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
+        if y is None:
+            raise ValueError("GroupTargetRate requires y to be passed, but the target y is None")
         self.y_ = np.asarray(y, dtype=float)
         if len(self.y_) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(self.y_)}")

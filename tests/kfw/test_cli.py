@@ -314,7 +314,7 @@ def test_a_message_with_brackets_is_printed_verbatim(
     code, _, err = _main(capsys, "data", "import", "synth", str(tmp_path / "src"))
     assert code == 1
     line = _one_error_line(err)
-    assert line.endswith("column 'cat' has values never seen in train.csv: '[/x]' (1 rows)")
+    assert line.endswith("values never seen in train.csv: 'cat' '[/x]' (1 row)")
 
 
 # ---------------------------------------------------------------------------------------------
