@@ -193,13 +193,16 @@ class ModelSpec:
 
 @dataclasses.dataclass(frozen=True)
 class EnsembleSpec:
-    """How the roster's predictions become the submission.
+    """How the roster's predictions become the submission (see :mod:`kfw.stack`).
 
-    ``blend``: non-negative weights summing to one, fitted on out-of-fold predictions (its CV
-    is reported with the weights fitted inside the folds); ``best``: the best single run.
+    ``blend``: non-negative weights summing to one fitted on out-of-fold predictions;
+    ``hillclimb``: Caruana's ensemble selection; ``rank``: mean rank (binary ROC-AUC);
+    ``level2``: the ``level2`` model trained on the members' predictions; ``best``: no
+    ensemble, the best single run. Every ensemble's CV is fitted inside the folds.
     """
 
-    method: Literal["blend", "best"] = "blend"
+    method: Literal["blend", "hillclimb", "rank", "level2", "best"] = "blend"
+    level2: Literal["ridge", "logreg", "lgbm"] = "ridge"
 
 
 # the fold scheme is owned by kfw.folds; imported late to keep this module light

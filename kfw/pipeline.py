@@ -290,39 +290,74 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
 
 
-def run_blend(
-    ctx: Context, records: list[dict[str, Any]], callback: Callback = NULL
-) -> dict[str, Any]:
-    """Blend runs of this competition (same fold hash) into a new run."""
-    from kfw.stack import blend
+def load_members(
+    ctx: Context, records: list[dict[str, Any]]
+) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """Members' out-of-fold and test predictions, refusing runs that cannot be stacked.
+
+    A member must share this competition's fold hash and data hash, and its out-of-fold
+    predictions must cover every validated training row.
+    """
     from kfw.track import frame_prediction
 
-    spec = ctx.spec
-    stale = [r["id"] for r in records if r["folds"]["hash"] != ctx.folds.hash]
-    if stale:
-        raise KfwError(
-            f"run {stale[0]} used other folds than {spec.folds.name} ({ctx.folds.hash}); rerun it"
+    spec, d = ctx.spec, ctx.design
+    oofs, tests = [], []
+    for r in records:
+        if r["folds"]["hash"] != ctx.folds.hash:
+            raise KfwError(
+                f"run {r['id']} used other folds ({r['folds']['name']}, {r['folds']['hash']}) than "
+                f"{spec.folds.name} ({ctx.folds.hash}): rerun it before stacking"
+            )
+        if r["data"]["hash"] != ctx.dataset.hash:
+            raise KfwError(
+                f"run {r['id']} was fitted on other data (hash {r['data']['hash']}): rerun it"
+            )
+        frame = ctx.store.frame(r["id"], "oof.parquet")
+        oof = frame_prediction(frame)
+        validated = ctx.folds.validated()
+        if len(frame) != len(d.ids) or not np.array_equal(frame[spec.id].to_numpy(), d.ids):
+            raise KfwError(f"run {r['id']}: its out-of-fold file does not cover the training rows")
+        if np.isnan(oof[validated]).any():
+            raise KfwError(
+                f"run {r['id']}: out-of-fold predictions are incomplete (missing values)"
+            )
+        oofs.append(oof)
+        path = ctx.store.root / r["id"] / "test.parquet"
+        tests.append(
+            frame_prediction(ctx.store.frame(r["id"], "test.parquet")) if path.is_file() else None
         )
-    oofs = [frame_prediction(ctx.store.frame(r["id"], "oof.parquet")) for r in records]
-    tests = [frame_prediction(ctx.store.frame(r["id"], "test.parquet")) for r in records]
+    return oofs, tests
+
+
+def run_stack(
+    ctx: Context,
+    records: list[dict[str, Any]],
+    method: str = "blend",
+    level2_model: str = "ridge",
+    callback: Callback = NULL,
+) -> dict[str, Any]:
+    """Combine runs of this competition (same folds, same data) into a new run."""
+    from kfw.stack import stack
+
+    spec = ctx.spec
+    if len(records) < 2:
+        raise KfwError(f"stacking needs at least two runs, got {len(records)}")
+    oofs, tests = load_members(ctx, records)
     started = time.time()
-    result = blend(
-        oofs,
-        tests,
-        ctx.design.y,
-        ctx.folds,
-        get_metric(spec.metric),
-        spec.task,
-        spec.target_transform,
-        exclude=ctx.design.exclude,
-    )
-    record = _base_record(ctx, "blend", "blend")
+    result = stack(
+        method, oofs, tests, ctx.design.y, ctx.folds, get_metric(spec.metric), spec.task,
+        spec.target_transform, exclude=ctx.design.exclude, level2_model=level2_model,
+    )  # fmt: skip
+    label = method if method != "level2" else f"level2-{level2_model}"
+    record = _base_record(ctx, "ensemble", label)
     members = [r["id"] for r in records]
-    key = config_key({"members": members})
+    weights = result.weights.tolist() if result.weights is not None else None
     record.update(
-        id=ctx.store.new_id("blend", key),
+        id=ctx.store.new_id(label, config_key({"members": members, "method": label})),
+        method=method,
         members=members,
-        weights=dict(zip(members, result.weights.tolist(), strict=True)),
+        member_labels=[r["label"] for r in records],
+        weights=dict(zip(members, weights, strict=True)) if weights is not None else None,
         fold_weights=[w.tolist() for w in result.fold_weights],
         score=result.score,
         score_all=result.score_all,
@@ -333,15 +368,15 @@ def run_blend(
         ],
         score_insample=result.score_insample,
         early_stopping=any(r.get("early_stopping") for r in records),
+        detail=result.detail,
         seconds=time.time() - started,
         started=_iso(started),
         finished=_iso(time.time()),
     )
     ctx.store.save(record, _files(ctx, result.oof, result.test, None))
-    callback.info(
-        "blend weights: "
-        + ", ".join(f"{r['label']} {w:.3f}" for r, w in zip(records, result.weights, strict=True))
-    )
+    if weights is not None:
+        shares = ", ".join(f"{r['label']} {w:.3f}" for r, w in zip(records, weights, strict=True))
+        callback.info(f"{label} weights: {shares}")
     return record
 
 
@@ -366,8 +401,9 @@ def run_competition(
     for m in members:  # an unknown model or parameter fails before any run is written
         make_estimator(m.name, ctx.spec.task, m.params)
     records = [run_model(ctx, m, seed=seed, threads=threads, callback=callback) for m in members]
-    if blend_runs and len(records) > 1 and ctx.spec.ensemble.method == "blend":
-        records.append(run_blend(ctx, records, callback))
+    ensemble = ctx.spec.ensemble
+    if blend_runs and len(records) > 1 and ensemble.method != "best":
+        records.append(run_stack(ctx, records, ensemble.method, ensemble.level2, callback=callback))
     return records
 
 

@@ -1,39 +1,68 @@
-"""Combining runs that share a fold file: an OOF-optimised weighted blend.
+"""Ensembles of runs that share a fold file: blend, rank average, hill climbing, level 2.
 
-The weights are non-negative and sum to one. They are fitted on a smooth surrogate of the
-metric (squared error on the model scale for regression, log-loss for classification), so
-accuracy-like metrics do not make the optimisation flat.
+Every method's reported CV is honest: whatever it fits (blend weights, the hill climber's
+picks, a level-2 model) is fitted on the other folds' out-of-fold predictions and applied to
+the held-out fold, fold by fold, on the same folds the members were run on. What the same
+fit scores on the rows it was fitted on is optimistic; it is returned too, labelled
+in-sample. (A second-order optimism remains, as in every stack: the members' out-of-fold
+predictions for the other folds came from models that saw the held-out fold.)
 
-Honest CV: the blend's reported score uses weights fitted on the other folds' out-of-fold
-predictions and applied to the held-out fold, fold by fold. The score of weights fitted on
-all rows and applied to the same rows is optimistic; it is returned too, labelled in-sample.
+- ``blend``: non-negative weights summing to one, fitted on a smooth surrogate of the metric
+  (squared error on the model scale for regression, log-loss for classification) so that
+  accuracy-like metrics do not make the optimisation flat.
+- ``hillclimb``: Caruana et al. (2004) ensemble selection with replacement, starting from the
+  best single member and adding, while the metric improves, the member that improves it most.
+- ``rank``: the mean of the members' normalised ranks, for metrics that only read the order
+  (binary ROC-AUC); nothing is fitted.
+- ``level2``: a model (ridge, logistic regression or a shallow LightGBM) trained on the
+  members' out-of-fold predictions, cross-validated by kfw's own fold loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from kfw.cv import TRANSFORMS
+from kfw.cv import TRANSFORMS, cross_validate
+from kfw.errors import ConfigError
 from kfw.folds import Folds
 from kfw.metrics import Metric
 
 _EPS = 1e-15
+METHODS = ("blend", "hillclimb", "rank", "level2")
+LEVEL2 = {
+    "ridge": ("ridge", {"alpha": 1.0, "scaler": "standard"}),
+    "logreg": ("logreg", {"C": 1.0}),
+    "lgbm": (
+        "lgbm",
+        {
+            "n_estimators": 300,
+            "learning_rate": 0.03,
+            "num_leaves": 4,
+            "min_child_samples": 20,
+            "early_stopping_rounds": None,
+        },
+    ),
+}
 
 
 @dataclass
-class BlendResult:
-    """Weights, honest and in-sample out-of-fold predictions and scores, test predictions."""
+class StackResult:
+    """Honest and in-sample out-of-fold scores, test predictions and what was fitted."""
 
-    weights: np.ndarray
+    method: str
     oof: np.ndarray
     test: np.ndarray | None
     score: float
     fold_scores: list[float]
-    score_insample: float
-    fold_weights: list[np.ndarray]
+    score_insample: float | None
+    weights: np.ndarray | None = None
+    fold_weights: list[np.ndarray] = field(default_factory=list)
     score_all: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def _combine(preds: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -77,7 +106,172 @@ def fit_weights(preds: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
     return w / w.sum()
 
 
+def hill_climb_weights(
+    preds: np.ndarray,
+    score: Callable[[np.ndarray], float],
+    greater_is_better: bool,
+    max_rounds: int = 100,
+) -> np.ndarray:
+    """Caruana's ensemble selection with replacement; returns each member's share of picks.
+
+    ``score(combined)`` scores a combination of rows on the metric itself. Starts from the
+    best single member; each round adds the member whose inclusion scores best, and stops
+    when no inclusion improves the score (or after ``max_rounds`` picks).
+    """
+    sign = 1.0 if greater_is_better else -1.0
+    singles = [sign * score(p) for p in preds]
+    counts = np.zeros(len(preds))
+    best = int(np.argmax(singles))
+    counts[best], current, current_score = 1, preds[best].copy(), singles[best]
+    for _ in range(max_rounds):
+        total = counts.sum()
+        trials = [sign * score((current * total + p) / (total + 1)) for p in preds]
+        pick = int(np.argmax(trials))
+        if trials[pick] <= current_score:
+            break
+        counts[pick] += 1
+        current = (current * total + preds[pick]) / (total + 1)
+        current_score = trials[pick]
+    return counts / counts.sum()
+
+
+def _rows(folds: Folds, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    validated = folds.validated()
+    scored = validated & ~exclude if exclude is not None else validated
+    return validated, np.flatnonzero(scored), folds.assignment[:, 0]
+
+
+def _weighted(
+    oofs: list[np.ndarray],
+    tests: list[np.ndarray | None],
+    y: np.ndarray,
+    folds: Folds,
+    metric: Metric,
+    task: str,
+    target_transform: str,
+    exclude: np.ndarray | None,
+    method: str,
+) -> StackResult:
+    """Methods that fit member weights: fitted on the other folds, applied to the held-out one."""
+    forward, inverse = TRANSFORMS[target_transform if task == "regression" else "none"]
+    preds = np.stack([forward(o) for o in oofs])  # (m, n[, K])
+    y_fit = forward(np.asarray(y, float)) if task == "regression" else np.asarray(y)
+
+    def fit(rows: np.ndarray) -> np.ndarray:
+        if method == "blend":
+            return fit_weights(preds[:, rows], y_fit[rows], task)
+        return hill_climb_weights(
+            preds[:, rows], lambda p: metric(y[rows], inverse(p)), metric.greater_is_better
+        )
+
+    validated, rows, fold_of = _rows(folds, exclude)
+    honest = np.full(preds.shape[1:], np.nan)
+    fold_scores, fold_weights = [], []
+    for k in range(folds.scheme.n_splits):
+        held = rows[fold_of[rows] == k]
+        w = fit(rows[fold_of[rows] != k])
+        in_fold = np.flatnonzero(validated & (fold_of == k))  # excluded rows are predicted too
+        honest[in_fold] = _combine(preds[:, in_fold], w)
+        fold_weights.append(w)
+        fold_scores.append(metric(y[held], inverse(honest[held])))
+    weights = fit(rows)
+    test = None
+    if all(t is not None for t in tests):
+        test = inverse(_combine(np.stack([forward(t) for t in tests]), weights))
+    oof = np.full(preds.shape[1:], np.nan)
+    oof[validated] = inverse(honest[validated])
+    return StackResult(
+        method=method,
+        oof=oof,
+        test=test,
+        score=metric(y[rows], oof[rows]),
+        fold_scores=fold_scores,
+        score_insample=metric(y[rows], inverse(_combine(preds[:, rows], weights))),
+        weights=weights,
+        fold_weights=fold_weights,
+        score_all=metric(y[validated], oof[validated]) if exclude is not None else None,
+    )
+
+
 def blend(
+    oofs, tests, y, folds, metric, task, target_transform="none", exclude=None
+) -> StackResult:
+    """OOF-optimised weighted blend (see the module docstring); arguments as :func:`stack`."""
+    return _weighted(oofs, tests, y, folds, metric, task, target_transform, exclude, "blend")
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return ranks / max(len(values) - 1, 1)
+
+
+def rank_average(oofs, tests, y, folds, metric, task, exclude=None) -> StackResult:
+    """Mean of normalised ranks; only for binary tasks scored by ROC-AUC (order is all)."""
+    if task != "binary" or metric.name != "roc_auc":
+        raise ConfigError(
+            f"rank averaging needs a metric that reads only the order (binary roc_auc), not {metric.name}"
+        )
+    validated, rows, fold_of = _rows(folds, exclude)
+    oof = np.full(len(y), np.nan)
+    oof[validated] = np.mean([_rank(o[validated]) for o in oofs], axis=0)
+    test = np.mean([_rank(t) for t in tests], axis=0) if all(t is not None for t in tests) else None
+    fold_scores = [
+        metric(y[rows[fold_of[rows] == k]], oof[rows[fold_of[rows] == k]])
+        for k in range(folds.scheme.n_splits)
+    ]
+    score = metric(y[rows], oof[rows])
+    all_rows = metric(y[validated], oof[validated]) if exclude is not None else None
+    return StackResult(
+        "rank",
+        oof,
+        test,
+        score,
+        fold_scores,
+        None,
+        np.full(len(oofs), 1 / len(oofs)),
+        score_all=all_rows,
+    )
+
+
+def level2(
+    oofs, tests, y, folds, metric, task, target_transform="none", exclude=None, model="ridge"
+) -> StackResult:
+    """A model on the members' predictions, cross-validated by the fold loop on the same folds."""
+    import pandas as pd
+
+    from kfw.registry import make_estimator
+
+    if model not in LEVEL2:
+        raise ConfigError(f"unknown level-2 model {model!r} (choose from: {', '.join(LEVEL2)})")
+    name, params = LEVEL2[model]
+    forward, _ = TRANSFORMS[target_transform if task == "regression" else "none"]
+
+    def features(preds: list[np.ndarray]) -> pd.DataFrame:
+        cols = {}
+        for i, p in enumerate(preds):
+            p = forward(p)
+            if p.ndim == 2:
+                cols.update({f"m{i}_c{j}": p[:, j] for j in range(p.shape[1])})
+            else:
+                cols[f"m{i}"] = p
+        return pd.DataFrame(cols)
+
+    X = features(oofs)
+    X_test = features(tests) if all(t is not None for t in tests) else None
+    estimator = make_estimator(name, task, params, random_state=0, n_jobs=1)
+    cv = cross_validate(
+        estimator, X, y, folds, metric=metric, task=task, X_test=X_test,
+        target_transform=target_transform, exclude=exclude, label=f"level 2 ({model})",
+    )  # fmt: skip
+    return StackResult(
+        "level2", cv.oof, cv.test, cv.score, [f.score for f in cv.folds], None,
+        score_all=cv.score_all, detail={"model": model, "params": params},
+    )  # fmt: skip
+
+
+def stack(
+    method: str,
     oofs: list[np.ndarray],
     tests: list[np.ndarray | None],
     y: np.ndarray,
@@ -86,8 +280,9 @@ def blend(
     task: str,
     target_transform: str = "none",
     exclude: np.ndarray | None = None,
-) -> BlendResult:
-    """Blend members' out-of-fold predictions, scoring the blend with fold-local weights.
+    level2_model: str = "ridge",
+) -> StackResult:
+    """Combine members' out-of-fold (and test) predictions with ``method``.
 
     Parameters
     ----------
@@ -98,40 +293,13 @@ def blend(
     folds : Folds
         The fold file every member was run on; the first repeat defines the held-out folds.
     exclude : bool ndarray, optional
-        Declared outliers: no weight is fitted on them and the headline score leaves them out;
+        Declared outliers: nothing is fitted on them and the headline score leaves them out;
         ``score_all`` includes them.
     """
-    forward, inverse = TRANSFORMS[target_transform if task == "regression" else "none"]
-    preds = np.stack([forward(o) for o in oofs])  # (m, n[, K])
-    y_fit = forward(np.asarray(y, float)) if task == "regression" else np.asarray(y)
-    fold_of = folds.assignment[:, 0]
-    validated = folds.validated()
-    scored = validated & ~exclude if exclude is not None else validated
-    rows = np.flatnonzero(scored)
-    honest = np.full(preds.shape[1:], np.nan)
-    fold_scores, fold_weights = [], []
-    for k in range(folds.scheme.n_splits):
-        held = rows[fold_of[rows] == k]
-        rest = rows[fold_of[rows] != k]
-        w = fit_weights(preds[:, rest], y_fit[rest], task)
-        in_fold = np.flatnonzero(validated & (fold_of == k))  # excluded rows are predicted too
-        honest[in_fold] = _combine(preds[:, in_fold], w)
-        fold_weights.append(w)
-        fold_scores.append(metric(y[held], inverse(honest[held])))
-    weights = fit_weights(preds[:, rows], y_fit[rows], task)
-    insample = inverse(_combine(preds[:, rows], weights))
-    test = None
-    if all(t is not None for t in tests):
-        test = inverse(_combine(np.stack([forward(t) for t in tests]), weights))
-    oof = np.full(preds.shape[1:], np.nan)
-    oof[validated] = inverse(honest[validated])
-    return BlendResult(
-        weights=weights,
-        oof=oof,
-        test=test,
-        score=metric(y[rows], oof[rows]),
-        fold_scores=fold_scores,
-        score_insample=metric(y[rows], insample),
-        fold_weights=fold_weights,
-        score_all=metric(y[validated], oof[validated]) if exclude is not None else None,
-    )
+    if method in ("blend", "hillclimb"):
+        return _weighted(oofs, tests, y, folds, metric, task, target_transform, exclude, method)
+    if method == "rank":
+        return rank_average(oofs, tests, y, folds, metric, task, exclude)
+    if method == "level2":
+        return level2(oofs, tests, y, folds, metric, task, target_transform, exclude, level2_model)
+    raise ConfigError(f"unknown ensemble method {method!r} (choose from: {', '.join(METHODS)})")

@@ -59,11 +59,10 @@ def cv(
             highlight=False,
         )
     detail = f"± {last['std']:.5f} over folds"
-    if last["kind"] == "blend":
-        detail = (
-            f"blend of {len(last['members'])}, weights fitted inside the folds; "
-            f"in-sample {fmt_score(last['score_insample'])}"
-        )
+    if last["kind"] == "ensemble":
+        detail = f"{last['label']} of {len(last['members'])}, fitted inside the folds"
+        if last.get("score_insample") is not None:
+            detail += f"; in-sample {fmt_score(last['score_insample'])}"
     if last.get("score_all") is not None:
         detail += (
             f"; {fmt_score(last['score_all'])} with the {len(last['excluded_ids'])} excluded rows"
@@ -161,7 +160,51 @@ def audit(
         raise typer.Exit(3)
 
 
+def stack(
+    ctx: typer.Context,
+    comp: Comp,
+    run: Annotated[
+        list[str] | None,
+        typer.Option("--run", "-r", help="Member run ids (default: the latest run of each model)."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="blend | hillclimb | rank | level2")] = "blend",
+    level2: Annotated[str, typer.Option(help="Level-2 model: ridge | logreg | lgbm")] = "ridge",
+) -> None:
+    """Ensemble runs that share the fold file; its CV is fitted inside the folds."""
+    from kfw.pipeline import prepare, run_stack
+    from kfw.stack import METHODS
+
+    if method not in METHODS:
+        raise typer.BadParameter(
+            f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method"
+        )
+    spec = competition(ctx, comp)
+    progress = RichProgress()
+    context = prepare(spec, kfw_home(ctx), progress)
+    if run:
+        records = [context.store.record(r) for r in run]
+    else:
+        latest = {}
+        for r in context.store.records():  # oldest first: later runs replace earlier ones
+            if (
+                r["kind"] == "model"
+                and r["folds"]["hash"] == context.folds.hash
+                and r["data"]["hash"] == context.dataset.hash
+            ):
+                latest[r["label"]] = r
+        records = list(latest.values())
+    record = run_stack(context, records, method, level2, callback=progress)
+    detail = f"{len(records)} runs, fitted inside the folds"
+    if record.get("score_insample") is not None:
+        detail += f"; in-sample {fmt_score(record['score_insample'])}"
+    console().print(
+        f"CV {record['metric']} {fmt_score(record['score'])} ({record['label']} of {detail}) · run {record['id']}",
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(stack)
     app.command()(cv)
     app.command()(folds)
     app.command()(audit)

@@ -80,7 +80,7 @@ def test_house_prices_roster_reaches_the_target_on_the_real_download(home):
     )
     kfw(home, "cv", "house-prices")
     blend = _last_run(home, "house-prices")
-    assert blend["kind"] == "blend" and blend["data"]["source"] == "import"
+    assert blend["kind"] == "ensemble" and blend["data"]["source"] == "import"
     assert blend["score"] < 0.118, blend["score"]
     assert blend["excluded_ids"] == [524, 1299]
 
@@ -91,5 +91,5 @@ def test_titanic_roster_reaches_the_target_on_the_real_download(home):
     kfw(home, "data", "import", "titanic", str(shared_zip("titanic.zip")))
     kfw(home, "cv", "titanic")
     blend = _last_run(home, "titanic")
-    assert blend["kind"] == "blend"
+    assert blend["kind"] == "ensemble"
     assert blend["score"] > 0.83, blend["score"]

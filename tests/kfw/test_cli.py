@@ -112,7 +112,7 @@ def test_cv_writes_runs_and_ends_with_the_cv_line(trained: Trained) -> None:
     assert last.startswith("CV roc_auc ")
     run_id = RUN_ID.findall(last)[-1]
     runs = _runs(trained.home)
-    assert run_id in runs and runs[run_id]["kind"] == "blend"
+    assert run_id in runs and runs[run_id]["kind"] == "ensemble"
     assert sorted(r["label"] for r in runs.values()) == ["blend", "lgbm", "logreg"]
     for rid in runs:
         folder = trained.home / "runs" / "synth" / rid

@@ -1,13 +1,14 @@
-"""The OOF blend: weights on the simplex, honest fold-local scoring, excluded rows."""
+"""Ensembles: weights on the simplex, hill climbing, ranks, level 2; honest fold-local CV."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from kfw.errors import ConfigError
 from kfw.folds import Folds, FoldScheme, assign_folds
 from kfw.metrics import get_metric
-from kfw.stack import blend, fit_weights
+from kfw.stack import blend, fit_weights, hill_climb_weights, stack
 
 
 def _folds(n: int, k: int = 5) -> Folds:
@@ -76,3 +77,82 @@ def test_excluded_rows_get_no_say_in_the_weights_but_are_scored_apart():
     assert result.score == pytest.approx(metric(y[~exclude], result.oof[~exclude]))
     assert result.score_all == pytest.approx(metric(y, result.oof))
     assert result.score_all > 10 * result.score
+
+
+def test_hill_climbing_starts_from_the_best_member_and_picks_with_replacement():
+    rng = np.random.default_rng(4)
+    n = 800
+    y = rng.normal(size=n)
+    members = [y + s * rng.normal(size=n) for s in (0.3, 0.35, 2.0)]
+    metric = get_metric("rmse")
+    w = hill_climb_weights(np.stack(members), lambda p: metric(y, p), metric.greater_is_better)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[0] >= w[1] > 0 and w[2] == 0  # the noisy member never helps
+    assert np.allclose(w * 100, np.round(w * 100))  # shares of whole picks
+
+
+def test_every_method_reports_an_honest_score_and_test_predictions():
+    rng = np.random.default_rng(5)
+    n = 600
+    y = rng.integers(0, 2, n)
+    good = np.clip(0.6 * y + 0.4 * rng.random(n), 0, 1)
+    weak = np.clip(0.2 * y + 0.8 * rng.random(n), 0, 1)
+    folds = _folds(n)
+    auc = get_metric("roc_auc")
+    for method in ("blend", "hillclimb", "rank", "level2"):
+        result = stack(
+            method,
+            [good, weak],
+            [good[:20], weak[:20]],
+            y,
+            folds,
+            auc,
+            "binary",
+            level2_model="logreg",
+        )
+        assert result.method == method and len(result.fold_scores) == 5
+        assert result.score == pytest.approx(auc(y, result.oof))
+        assert result.test.shape == (20,)
+        assert result.score > 0.9
+
+
+def test_rank_averaging_refuses_metrics_that_read_more_than_the_order():
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 100)
+    with pytest.raises(ConfigError, match="rank averaging"):
+        stack(
+            "rank",
+            [rng.random(100)] * 2,
+            [None, None],
+            y,
+            _folds(100),
+            get_metric("log_loss"),
+            "binary",
+        )
+
+
+def test_level2_on_regression_fits_the_transformed_target():
+    rng = np.random.default_rng(7)
+    n = 500
+    y = np.exp(rng.normal(size=n) + 10)
+    a = y * np.exp(0.1 * rng.normal(size=n))
+    b = y * np.exp(0.5 * rng.normal(size=n))
+    metric = get_metric("rmsle")
+    result = stack(
+        "level2",
+        [a, b],
+        [a[:5], b[:5]],
+        y,
+        _folds(n),
+        metric,
+        "regression",
+        "log1p",
+        level2_model="ridge",
+    )
+    assert result.score < metric(y, b)
+    assert result.detail["model"] == "ridge"
+    assert (result.test > 0).all()
+    with pytest.raises(ConfigError, match="level-2 model 'svm'"):
+        stack(
+            "level2", [a, b], [None, None], y, _folds(n), metric, "regression", level2_model="svm"
+        )
