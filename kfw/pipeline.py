@@ -388,12 +388,24 @@ def run_competition(
     threads: int | None = None,
     overrides: dict[str, Any] | None = None,
     blend_runs: bool = True,
+    tuned: bool = False,
     callback: Callback = NULL,
 ) -> list[dict[str, Any]]:
-    """Run the roster (or the named models) and, for several, the competition's ensemble."""
+    """Run the roster (or the named models) and, for several, the competition's ensemble.
+
+    ``tuned`` runs each model with the best parameters ``kfw tune`` saved for it, labelled
+    ``<label>-tuned``.
+    """
     from kfw.registry import make_estimator
 
     members = [ctx.spec.model(label) for label in labels] if labels else list(ctx.spec.models)
+    if tuned:
+        from kfw.tune import load_tuned
+
+        members = [
+            ModelSpec(m.name, load_tuned(ctx.home, ctx.spec.slug, m.label), f"{m.label}-tuned")
+            for m in members
+        ]
     if overrides:
         if len(members) != 1:
             raise ConfigError("--param applies to one model: name it with --model")

@@ -30,6 +30,7 @@ class ModelEntry:
     description: str
     regressor: str | None = None
     classifier: str | None = None
+    space: str | None = None  # "module:function(trial, task) -> params" for kfw tune
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -109,3 +110,12 @@ def make_estimator(
         if key in accepted:
             params.setdefault(key, value)
     return cls(**params)
+
+
+def search_space(name: str) -> Any:
+    """The Optuna search-space function registered next to model ``name``."""
+    entry = get_entry(name)
+    if entry.space is None:
+        raise ConfigError(f"model {name!r} has no search space to tune")
+    module, fn = entry.space.split(":")
+    return getattr(importlib.import_module(module), fn)

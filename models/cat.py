@@ -92,3 +92,14 @@ class CatBoostRegressor(RegressorMixin, _Cat):
 
 class CatBoostClassifier(ClassifierMixin, _Cat):
     """CatBoost classification (binary or multiclass)."""
+
+
+def search_space(trial: Any, task: str) -> dict[str, Any]:
+    """Optuna search space for ``kfw tune`` (iterations are left to early stopping)."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "depth": trial.suggest_int("depth", 3, 8),
+        "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 0.1, 30.0, log=True),
+        "random_strength": trial.suggest_float("random_strength", 0.1, 10.0, log=True),
+        "bagging_temperature": trial.suggest_float("bagging_temperature", 0.0, 2.0),
+    }

@@ -63,3 +63,12 @@ class ExtraTreesClassifier(ClassifierMixin, _Forest):
     """Extremely randomised classification trees."""
 
     _extra_trees = True
+
+
+def search_space(trial: Any, task: str) -> dict[str, Any]:
+    """Optuna search space for ``kfw tune``."""
+    return {
+        "max_depth": trial.suggest_int("max_depth", 3, 30, log=True),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 30, log=True),
+        "max_features": trial.suggest_float("max_features", 0.1, 1.0),
+    }

@@ -91,3 +91,16 @@ class LGBMRegressor(RegressorMixin, _LGBM):
 
 class LGBMClassifier(ClassifierMixin, _LGBM):
     """LightGBM classification (binary or multiclass)."""
+
+
+def search_space(trial: Any, task: str) -> dict[str, Any]:
+    """Optuna search space for ``kfw tune`` (boosting rounds are left to early stopping)."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.2, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 128, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 3, 100, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "subsample_freq": 1,
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.1, 1.0),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+    }

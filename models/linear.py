@@ -115,3 +115,26 @@ class LogisticRegression(ClassifierMixin, _Linear):
         from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
         return SkLogisticRegression(C=self.C, max_iter=self.max_iter)
+
+
+def ridge_space(trial: Any, task: str) -> dict[str, Any]:
+    """Optuna search space for ``kfw tune``."""
+    return {"alpha": trial.suggest_float("alpha", 1e-3, 1e3, log=True)}
+
+
+def lasso_space(trial: Any, task: str) -> dict[str, Any]:
+    """Optuna search space for ``kfw tune``."""
+    return {"alpha": trial.suggest_float("alpha", 1e-5, 1.0, log=True)}
+
+
+def elasticnet_space(trial: Any, task: str) -> dict[str, Any]:
+    """Optuna search space for ``kfw tune``."""
+    return {
+        "alpha": trial.suggest_float("alpha", 1e-5, 1.0, log=True),
+        "l1_ratio": trial.suggest_float("l1_ratio", 0.05, 1.0),
+    }
+
+
+def logreg_space(trial: Any, task: str) -> dict[str, Any]:
+    """Optuna search space for ``kfw tune``."""
+    return {"C": trial.suggest_float("C", 1e-3, 1e2, log=True)}

@@ -1,45 +1,76 @@
-"""The models kfw ships, registered by name; classes are imported only when a run uses them."""
+"""The models kfw ships, registered by name; classes are imported only when a run uses them.
+
+Each entry names the regressor and/or classifier class and the Optuna search space that
+``kfw tune`` samples, both living beside the wrapper in ``models/``.
+"""
 
 from kfw.registry import ModelEntry, register
 
-for entry in [
-    ModelEntry(
+# name, description, regressor, classifier, search space
+_ENTRIES = [
+    (
         "lgbm",
         "LightGBM, native categoricals, early stopping",
-        "models.lgbm:LGBMRegressor",
-        "models.lgbm:LGBMClassifier",
+        "lgbm:LGBMRegressor",
+        "lgbm:LGBMClassifier",
+        "lgbm:search_space",
     ),
-    ModelEntry(
+    (
         "xgb",
         "XGBoost hist, categorical support, early stopping",
-        "models.xgb:XGBRegressor",
-        "models.xgb:XGBClassifier",
+        "xgb:XGBRegressor",
+        "xgb:XGBClassifier",
+        "xgb:search_space",
     ),
-    ModelEntry(
+    (
         "catboost",
         "CatBoost, cat_features, early stopping",
-        "models.cat:CatBoostRegressor",
-        "models.cat:CatBoostClassifier",
+        "cat:CatBoostRegressor",
+        "cat:CatBoostClassifier",
+        "cat:search_space",
     ),
-    ModelEntry("ridge", "ridge regression on scaled, one-hot features", "models.linear:Ridge"),
-    ModelEntry("lasso", "lasso on scaled, one-hot features", "models.linear:Lasso"),
-    ModelEntry("elasticnet", "elastic net on scaled, one-hot features", "models.linear:ElasticNet"),
-    ModelEntry(
+    (
+        "ridge",
+        "ridge regression on scaled, one-hot features",
+        "linear:Ridge",
+        None,
+        "linear:ridge_space",
+    ),
+    ("lasso", "lasso on scaled, one-hot features", "linear:Lasso", None, "linear:lasso_space"),
+    (
+        "elasticnet",
+        "elastic net on scaled, one-hot features",
+        "linear:ElasticNet",
+        None,
+        "linear:elasticnet_space",
+    ),
+    (
         "logreg",
         "logistic regression on scaled, one-hot features",
-        classifier="models.linear:LogisticRegression",
+        None,
+        "linear:LogisticRegression",
+        "linear:logreg_space",
     ),
-    ModelEntry(
+    (
         "rf",
         "random forest",
-        "models.forest:RandomForestRegressor",
-        "models.forest:RandomForestClassifier",
+        "forest:RandomForestRegressor",
+        "forest:RandomForestClassifier",
+        "forest:search_space",
     ),
-    ModelEntry(
+    (
         "extratrees",
         "extremely randomised trees",
-        "models.forest:ExtraTreesRegressor",
-        "models.forest:ExtraTreesClassifier",
+        "forest:ExtraTreesRegressor",
+        "forest:ExtraTreesClassifier",
+        "forest:search_space",
     ),
-]:
-    register(entry)
+]
+
+
+def _path(where: str | None) -> str | None:
+    return f"models.{where}" if where else None
+
+
+for name, description, regressor, classifier, space in _ENTRIES:
+    register(ModelEntry(name, description, _path(regressor), _path(classifier), _path(space)))

@@ -74,3 +74,16 @@ class XGBRegressor(RegressorMixin, _XGB):
 
 class XGBClassifier(ClassifierMixin, _XGB):
     """XGBoost classification (binary or multiclass)."""
+
+
+def search_space(trial: Any, task: str) -> dict[str, Any]:
+    """Optuna search space for ``kfw tune`` (boosting rounds are left to early stopping)."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.2, log=True),
+        "max_depth": trial.suggest_int("max_depth", 2, 10),
+        "min_child_weight": trial.suggest_float("min_child_weight", 0.1, 30.0, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.1, 1.0),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+        "gamma": trial.suggest_float("gamma", 1e-4, 1.0, log=True),
+    }

@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> None:
     Exit codes: 0 success, 1 an error in the input or set-up (one line; the traceback with
     ``--debug`` or ``KFW_DEBUG=1``), 2 a usage error, 3 the audit found a leak, 130 interrupted.
     """
-    import click
+    import typer
     from rich.markup import escape
 
     from kfw.cli.app import app
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
             f"[bold red]kfw: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
         sys.exit(1)
-    except click.exceptions.Abort:
+    except typer.Abort:
         console_err().print("[yellow]kfw: interrupted[/]")
         sys.exit(130)
     except KeyboardInterrupt:
@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> None:
             "[yellow]kfw: interrupted; finished folds are kept: rerun the same command to resume[/]"
         )
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
+    except typer.TyperException as exc:  # typer's own click: usage errors, bad parameters
         exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:
         if debug:
             raise

@@ -32,6 +32,9 @@ def cv(
     no_blend: Annotated[
         bool, typer.Option("--no-blend", help="Do not blend the roster's runs.")
     ] = False,
+    tuned: Annotated[
+        bool, typer.Option("--tuned", help="Use the parameters `kfw tune` saved.")
+    ] = False,
 ) -> None:
     """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
     from kfw.config import parse_override
@@ -50,6 +53,7 @@ def cv(
         threads=threads,
         overrides=overrides,
         blend_runs=not no_blend,
+        tuned=tuned,
         callback=progress,
     )
     last = records[-1]
@@ -203,7 +207,41 @@ def stack(
     )
 
 
+def tune(
+    ctx: typer.Context,
+    comp: Comp,
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model or roster label.")],
+    trials: Annotated[int, typer.Option(min=1, help="Trials this worker runs.")] = 20,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL (default: SQLite under KFW_HOME/tune).")
+    ] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default: COMP-MODEL).")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop starting trials after this many seconds.")
+    ] = None,
+    seed: Seed = None,
+    threads: Threads = None,
+) -> None:
+    """Tune a model on the persisted folds with Optuna (resumable; shareable over PostgreSQL)."""
+    spec = competition(ctx, comp)
+    from kfw.pipeline import prepare
+    from kfw.tune import tune as run_tune
+
+    progress = RichProgress()
+    context = prepare(spec, kfw_home(ctx), progress)
+    result = run_tune(
+        context, model, trials, storage=storage, study_name=study, seed=seed, threads=threads,
+        timeout=timeout, callback=progress,
+    )  # fmt: skip
+    console().print(
+        f"study {result.study} ({result.storage}): {result.n_trials} trials, {result.n_complete} complete; "
+        f"best {spec.metric} {fmt_score(result.best_value)} · params in {result.path}",
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(tune)
     app.command()(stack)
     app.command()(cv)
     app.command()(folds)

@@ -1,0 +1,216 @@
+"""Optuna tuning on the persisted folds: ``kfw tune COMP --model NAME --trials N``.
+
+The objective is the model's CV score on the competition's own fold file, computed by the
+fold loop; after each fold the running mean of the fold scores is reported to Optuna so a
+clearly bad trial is pruned early (median pruner). Search spaces live beside each model in
+``models/`` (registered with it). The study sits in an RDB storage: SQLite under
+``$KFW_HOME/tune/`` by default, so rerunning the command continues the study; a
+``postgresql://`` URL lets several workers on several machines share one study, each
+running ``--trials`` more trials.
+
+The best parameters are written to ``$KFW_HOME/tune/<slug>/<model>.json``;
+``kfw cv COMP --model NAME --tuned`` runs the model with them (over the roster's).
+Tuning and scoring on the same folds makes the tuned CV slightly optimistic; the
+bake-off (:mod:`kfw.bakeoff`) reports it as such.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kfw.errors import ConfigError, KfwError
+from kfw.progress import NULL, Callback
+
+
+def tune_dir(kfw_home: Path, slug: str) -> Path:
+    return kfw_home / "tune" / slug
+
+
+def default_storage(kfw_home: Path, slug: str) -> str:
+    path = tune_dir(kfw_home, slug) / "optuna.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def storage_url(url: str) -> str:
+    """Optuna (SQLAlchemy) URL: a bare ``postgresql://`` gets the psycopg2 driver."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
+def best_params_path(kfw_home: Path, slug: str, model: str) -> Path:
+    return tune_dir(kfw_home, slug) / f"{model}.json"
+
+
+def load_tuned(kfw_home: Path, slug: str, model: str) -> dict[str, Any]:
+    """The saved best parameters of ``model`` (``kfw cv --tuned``)."""
+    path = best_params_path(kfw_home, slug, model)
+    if not path.is_file():
+        raise KfwError(
+            f"no tuned parameters for {model} on {slug}: run `kfw tune {slug} --model {model}` first"
+        )
+    return json.loads(path.read_text())["params"]
+
+
+class _Pruning(Callback):
+    """Reports the running mean of fold scores to the trial; prunes hopeless trials."""
+
+    def __init__(self, trial: Any, inner: Callback) -> None:
+        self.trial, self.inner, self.scores = trial, inner, []
+
+    def fold_end(self, fold: Any) -> None:
+        import optuna
+
+        self.inner.fold_end(fold)
+        self.scores.append(fold.score)
+        self.trial.report(float(np.mean(self.scores)), step=len(self.scores) - 1)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned()
+
+    def cv_start(self, label: str, n_fits: int) -> None:
+        self.inner.cv_start(label, n_fits)
+
+    def cv_end(self, result: Any) -> None:
+        self.inner.cv_end(result)
+
+
+@dataclass
+class TuneResult:
+    """The study after this worker's trials."""
+
+    study: str
+    storage: str
+    n_trials: int  # in the whole study (every worker)
+    n_complete: int
+    best_value: float
+    best_params: dict[str, Any]
+    path: Path
+
+
+def tune(
+    ctx: Any,
+    model: str,
+    n_trials: int,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    seed: int | None = None,
+    threads: int | None = None,
+    timeout: float | None = None,
+    callback: Callback = NULL,
+) -> TuneResult:
+    """Run ``n_trials`` more trials of ``model`` on the competition's folds.
+
+    Parameters
+    ----------
+    ctx : kfw.pipeline.Context
+        The prepared competition (data, folds, design).
+    storage : str, optional
+        An RDB URL; default SQLite under ``$KFW_HOME/tune/``.
+    study_name : str, optional
+        Default ``<slug>-<model>``; workers sharing a study must pass the same name.
+    """
+    import optuna
+
+    from kfw.cv import cross_validate
+    from kfw.metrics import get_metric
+    from kfw.pipeline import default_threads
+    from kfw.registry import make_estimator, search_space
+
+    spec = ctx.spec
+    metric = get_metric(spec.metric)
+    space = search_space(model)
+    base = dict(spec.model(model).params)
+    seed = spec.seed if seed is None else seed
+    threads = threads or default_threads()
+    url = storage_url(storage) if storage else default_storage(ctx.home, spec.slug)
+    name = study_name or f"{spec.slug}-{model}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # each worker samples with its own seed, or two workers would propose the same trials
+    sampler = optuna.samplers.TPESampler(seed=(seed * 1_000_003 + os.getpid()) % 2**32)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    try:
+        study = optuna.create_study(
+            storage=url, study_name=name, direction="maximize" if metric.greater_is_better else "minimize",
+            sampler=sampler, pruner=pruner, load_if_exists=True,
+        )  # fmt: skip
+    except (ImportError, ModuleNotFoundError) as exc:
+        raise ConfigError(
+            f"storage {url.split(':')[0]} needs a driver that is not installed: {exc}"
+        ) from None
+    except Exception as exc:  # SQLAlchemy raises its own hierarchy for unreachable servers
+        if type(exc).__module__.startswith(("sqlalchemy", "optuna")):
+            raise KfwError(
+                f"cannot open the study storage {_safe_url(url)}: {str(exc).splitlines()[0]}"
+            ) from None
+        raise
+    study.set_user_attr("fold_hash", ctx.folds.hash)
+    study.set_user_attr("metric", metric.name)
+
+    def objective(trial: Any) -> float:
+        params = {**base, **space(trial, spec.task)}
+        estimator = make_estimator(model, spec.task, params, random_state=seed, n_jobs=threads)
+        started = time.perf_counter()
+        cv = cross_validate(
+            estimator, ctx.design.X, ctx.design.y, ctx.folds, metric=metric, task=spec.task,
+            features=ctx.design.features, target_transform=spec.target_transform,
+            train_mask=ctx.design.train_mask, exclude=ctx.design.exclude,
+            callback=_Pruning(trial, callback), label=f"{model} trial {trial.number}",
+        )  # fmt: skip
+        trial.set_user_attr("fold_scores", [f.score for f in cv.folds])
+        trial.set_user_attr("seconds", time.perf_counter() - started)
+        best = [f.best_iteration for f in cv.folds if f.best_iteration is not None]
+        if best:
+            trial.set_user_attr("best_iterations", best)
+        return cv.score
+
+    study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=())
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise KfwError(f"study {name}: no trial completed")
+    best = study.best_trial
+    path = best_params_path(ctx.home, spec.slug, model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model": model,
+        "params": {**base, **best.params, **_fixed(space, best)},
+        "value": best.value,
+        "metric": metric.name,
+        "trial": best.number,
+        "study": name,
+        "storage": _safe_url(url),
+        "n_trials": len(study.trials),
+        "fold_hash": ctx.folds.hash,
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+    return TuneResult(
+        name, _safe_url(url), len(study.trials), len(complete), best.value, payload["params"], path
+    )
+
+
+def _fixed(space: Any, trial: Any) -> dict[str, Any]:
+    """Constants a search space returns beside its sampled values (``subsample_freq = 1``)."""
+    import optuna
+
+    values = space(optuna.trial.FixedTrial(trial.params), "")
+    return {k: v for k, v in values.items() if k not in trial.params}
+
+
+def _safe_url(url: str) -> str:
+    """A storage URL without its password, for messages and records."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"

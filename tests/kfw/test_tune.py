@@ -1,0 +1,159 @@
+"""Tuning: the objective is CV on the persisted folds; studies resume; workers share one study.
+
+The distributed test starts a real PostgreSQL server on 127.0.0.1 (Debian's package, which
+.ci/run installs) and runs two `kfw tune` worker processes against one study at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from kfw.cli.app import app
+from kfw.config import load_competition
+from kfw.pipeline import prepare
+from kfw.progress import NULL
+from kfw.tune import _Pruning, _safe_url, storage_url, tune
+from tests.conftest import in_ci
+from tests.postgres import PostgresUnavailable, postgres_server
+from tests.synth import make_competition
+
+KFW = str(Path(sys.executable).with_name("kfw"))
+
+
+def _context(home: Path, models=("ridge",)):
+    make_competition(
+        home, task="regression", models=models, folds='scheme = "kfold"\nn_splits = 3\nseed = 1'
+    )
+    return prepare(load_competition("synth", home), home)
+
+
+def test_study_resumes_and_best_params_feed_cv_tuned(home):
+    ctx = _context(home)
+    first = tune(ctx, "ridge", 3, seed=0)
+    again = tune(ctx, "ridge", 2, seed=0)
+    assert (first.n_trials, again.n_trials) == (3, 5)
+    assert again.storage.startswith("sqlite:///") and str(home) in again.storage
+    saved = json.loads(first.path.read_text())
+    assert saved["fold_hash"] == ctx.folds.hash and saved["metric"] == "rmsle"
+    assert set(saved["params"]) >= {"alpha"}
+    result = CliRunner().invoke(
+        app, ["--home", str(home), "cv", "synth", "--model", "ridge", "--tuned"]
+    )
+    assert result.exit_code == 0, result.output
+    runs = [json.loads(p.read_text()) for p in (home / "runs" / "synth").glob("*/run.json")]
+    (tuned,) = [r for r in runs if r["label"] == "ridge-tuned"]
+    assert tuned["params"]["alpha"] == pytest.approx(
+        json.loads(again.path.read_text())["params"]["alpha"]
+    )
+    # the study's best value is the CV the tuned run reproduces on the same folds
+    assert tuned["score"] == pytest.approx(again.best_value)
+
+
+def test_cv_tuned_without_a_study_says_what_to_run(home):
+    _context(home)
+    result = CliRunner().invoke(
+        app, ["--home", str(home), "cv", "synth", "--model", "ridge", "--tuned"]
+    )
+    assert result.exit_code != 0
+    assert "kfw tune synth --model ridge" in str(result.exception)
+
+
+def test_pruning_reports_the_running_mean_and_prunes():
+    class Trial:
+        def __init__(self):
+            self.reported = []
+
+        def report(self, value, step):
+            self.reported.append((step, value))
+
+        def should_prune(self):
+            return len(self.reported) == 2
+
+    class Fold:
+        def __init__(self, score):
+            self.score = score
+
+    trial = Trial()
+    pruning = _Pruning(trial, inner=NULL)
+    pruning.fold_end(Fold(1.0))
+    with pytest.raises(optuna.TrialPruned):
+        pruning.fold_end(Fold(3.0))
+    assert trial.reported == [(0, 1.0), (1, 2.0)]
+
+
+def test_storage_urls():
+    assert storage_url("postgresql://u@h:5/db") == "postgresql+psycopg2://u@h:5/db"
+    assert storage_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert (
+        _safe_url("postgresql+psycopg2://user:secret@h:5/db") == "postgresql+psycopg2://user@h:5/db"
+    )
+
+
+def test_unreachable_storage_is_one_clear_line(home):
+    _context(home)
+    env = {**os.environ, "KFW_HOME": str(home)}
+    done = subprocess.run(
+        [KFW, "tune", "synth", "--model", "ridge", "--trials", "1", "--storage", "postgresql://kfw:pw@127.0.0.1:9/none"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        "kfw: error: cannot open the study storage postgresql+psycopg2://kfw@127.0.0.1:9/none"
+    )
+    assert "pw" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def postgres():
+    try:
+        with postgres_server() as url:
+            yield url
+    except PostgresUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"PostgreSQL could not be started in CI: {exc}")
+        pytest.skip(f"PostgreSQL unavailable here: {exc}")
+
+
+def test_two_workers_share_one_study_over_postgresql(home, postgres):
+    _context(home, models=("lgbm",))
+    env = {**os.environ, "KFW_HOME": str(home), "KFW_THREADS": "1"}
+    subprocess.run([KFW, "folds", "synth"], check=True, capture_output=True, env=env, timeout=120)
+    command = [
+        KFW,
+        "tune",
+        "synth",
+        "--model",
+        "lgbm",
+        "--trials",
+        "6",
+        "--storage",
+        postgres,
+        "--study",
+        "shared",
+    ]
+    workers = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for w, (_, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-2000:]
+    study = optuna.load_study(study_name="shared", storage=storage_url(postgres))
+    numbers = sorted(t.number for t in study.trials)
+    assert numbers == list(range(12))  # the sum of both workers' trials, none lost or duplicated
+    finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert all(t.state in finished for t in study.trials)
+    assert (
+        len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 12
+    )  # no trial run twice
