@@ -232,6 +232,14 @@ def test_an_unknown_competition_is_one_line(home: Path) -> None:
     )
 
 
+def test_usage_errors_exit_2_with_click_s_message(home: Path) -> None:
+    proc = _kfw(home, "frobnicate")
+    assert proc.returncode == 2
+    assert "No such command 'frobnicate'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _kfw(home, "cv", "synth", "--seed", "x")
+    assert proc.returncode == 2 and "'--seed'" in proc.stderr
+
+
 def test_debug_shows_the_traceback(home: Path) -> None:
     proc = _kfw(home, "--debug", "cv", "nope")
     assert proc.returncode == 1
