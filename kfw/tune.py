@@ -105,6 +105,7 @@ def tune(
     seed: int | None = None,
     threads: int | None = None,
     timeout: float | None = None,
+    base_params: dict[str, Any] | None = None,
     callback: Callback = NULL,
 ) -> TuneResult:
     """Run ``n_trials`` more trials of ``model`` on the competition's folds.
@@ -117,6 +118,8 @@ def tune(
         An RDB URL; default SQLite under ``$KFW_HOME/tune/``.
     study_name : str, optional
         Default ``<slug>-<model>``; workers sharing a study must pass the same name.
+    base_params : dict, optional
+        Parameters the search space is laid over; default the roster's for this model.
     """
     import optuna
 
@@ -128,7 +131,7 @@ def tune(
     spec = ctx.spec
     metric = get_metric(spec.metric)
     space = search_space(model)
-    base = dict(spec.model(model).params)
+    base = dict(spec.model(model).params if base_params is None else base_params)
     seed = spec.seed if seed is None else seed
     threads = threads or default_threads()
     url = storage_url(storage) if storage else default_storage(ctx.home, spec.slug)

@@ -240,7 +240,36 @@ def tune(
     )
 
 
+def bakeoff(
+    ctx: typer.Context,
+    comp: Comp,
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials per model.")] = 20,
+    model: Models = None,
+    seed: Seed = None,
+    threads: Threads = None,
+) -> None:
+    """Defaults, tuned models, blend, hill climbing and a level-2 stack: one table and a chart."""
+    spec = competition(ctx, comp)
+    from kfw.bakeoff import bakeoff as run_bakeoff
+    from kfw.bakeoff import table
+    from kfw.pipeline import prepare
+
+    progress = RichProgress()
+    context = prepare(spec, kfw_home(ctx), progress)
+    rows, folder = run_bakeoff(
+        context,
+        trials,
+        tuple(model) if model else None,
+        seed=seed,
+        threads=threads,
+        callback=progress,
+    )
+    console().print(table(rows, spec.metric), highlight=False)
+    console().print(f"table and chart in {folder}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(bakeoff)
     app.command()(tune)
     app.command()(stack)
     app.command()(cv)
