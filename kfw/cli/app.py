@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kfw.cli import cv, data, runs
+from kfw.cli import cv, data, runs, submit
 from kfw.cli.common import console, kfw_home
 
 app = typer.Typer(
@@ -75,3 +75,4 @@ def list_models() -> None:
 app.add_typer(data.app, name="data")
 cv.register(app)
 runs.register(app)
+submit.register(app)
