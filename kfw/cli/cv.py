@@ -269,9 +269,5 @@ def bakeoff(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(bakeoff)
-    app.command()(tune)
-    app.command()(stack)
-    app.command()(cv)
-    app.command()(folds)
-    app.command()(audit)
+    for command in (cv, folds, audit, stack, tune, bakeoff):
+        app.command()(command)
