@@ -37,7 +37,7 @@ submit: setup  ## write the best run's validated submission: make submit COMP=ti
 	$(BIN)/kfw submit $(COMP) --dry-run --output submissions/$(COMP)/best.csv
 
 test: setup  ## run the test suite
-	$(BIN)/python -m pytest -n $(WORKERS) -q
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -q
 
 lint: setup  ## ruff
 	$(BIN)/ruff check .
