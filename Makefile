@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 COMP ?= house-prices
 MODEL ?=
-# pytest workers: two cores, one per worker (each test fits with one thread)
+# pytest workers: two cores, one per worker (each test fits with one thread, and BLAS is
+# held to one thread too: a multi-threaded BLAS beside a busy core runs many times slower)
 WORKERS ?= 2
 
 .DEFAULT_GOAL := help
@@ -37,7 +38,7 @@ submit: setup  ## write the best run's validated submission: make submit COMP=ti
 	$(BIN)/kfw submit $(COMP) --dry-run --output submissions/$(COMP)/best.csv
 
 test: setup  ## run the test suite
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -q
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -q
 
 lint: setup  ## ruff
 	$(BIN)/ruff check .
