@@ -30,6 +30,7 @@ from kfw.metrics import get_metric
 from kfw.progress import NULL, Callback
 from kfw.submit import build_submission, check_and_encode
 from kfw.track import RunStore, config_key, environment, prediction_frame
+from kfw.wandb_mirror import Mirror
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,12 +152,20 @@ class Context:
     folds: Folds
     design: Design
     store: RunStore
+    mirror: Mirror | None = None  # W&B, called after each run is saved
 
 
 def prepare(
-    spec: Competition, kfw_home: Path, callback: Callback = NULL, force_folds: bool = False
+    spec: Competition,
+    kfw_home: Path,
+    callback: Callback = NULL,
+    force_folds: bool = False,
+    wandb: bool = True,
 ) -> Context:
-    """Load the data (the open copy when none is present), the folds and the design."""
+    """Load the data (the open copy when none is present), the folds and the design.
+
+    ``wandb=False`` (``--no-wandb``) keeps the runs out of W&B (see :mod:`kfw.wandb_mirror`).
+    """
     dataset = load_dataset(spec, kfw_home, callback)
     folds, created = get_folds(
         data_dir(kfw_home, spec.slug),
@@ -170,8 +179,9 @@ def prepare(
     state = "computed and saved" if created else "read"
     callback.info(f"folds: {spec.folds.name} ({folds.n_fits} fits, hash {folds.hash}), {state}")
     return Context(
-        spec, kfw_home, dataset, folds, build_design(spec, dataset), RunStore(kfw_home, spec.slug)
-    )
+        spec, kfw_home, dataset, folds, build_design(spec, dataset), RunStore(kfw_home, spec.slug),
+        Mirror(kfw_home, enabled=wandb),
+    )  # fmt: skip
 
 
 def _base_record(ctx: Context, kind: str, label: str) -> dict[str, Any]:
@@ -269,7 +279,14 @@ def run_model(
     )
     ctx.store.save(record, _files(ctx, cv.oof, cv.test, importances))
     partial.clear()
-    return record
+    return _mirror(ctx, record, callback)
+
+
+def _mirror(ctx: Context, record: dict[str, Any], callback: Callback) -> dict[str, Any]:
+    """Mirror a saved run to W&B; the record comes back with where it went (never raises)."""
+    if ctx.mirror is None:
+        return record
+    return ctx.mirror(record, ctx.store.root / record["id"], callback)
 
 
 def _scores(cv: CVResult) -> dict[str, Any]:
@@ -374,6 +391,7 @@ def run_stack(
         finished=_iso(time.time()),
     )
     ctx.store.save(record, _files(ctx, result.oof, result.test, None))
+    record = _mirror(ctx, record, callback)
     if weights is not None:
         shares = ", ".join(f"{r['label']} {w:.3f}" for r, w in zip(records, weights, strict=True))
         callback.info(f"{label} weights: {shares}")

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_wandb() -> Iterator[None]:
+    # module-scoped fixtures are set up before the per-test _quiet_env: keep W&B off for them too
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_MODE", "disabled")
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -35,6 +35,10 @@ Threads = Annotated[
         help="Threads per model fit (default: KFW_THREADS, else all cores).", show_default=False
     ),
 ]
+NoWandb = Annotated[
+    bool,
+    typer.Option("--no-wandb", help="Do not mirror the runs to W&B (as WANDB_MODE=disabled does)."),
+]
 
 
 @functools.cache

@@ -9,6 +9,7 @@ import typer
 from kfw.cli.common import (
     Comp,
     Models,
+    NoWandb,
     RichProgress,
     Seed,
     Threads,
@@ -35,6 +36,7 @@ def cv(
     tuned: Annotated[
         bool, typer.Option("--tuned", help="Use the parameters `kfw tune` saved.")
     ] = False,
+    no_wandb: NoWandb = False,
 ) -> None:
     """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
     from kfw.config import parse_override
@@ -45,7 +47,7 @@ def cv(
     from kfw.pipeline import prepare, run_competition
 
     progress = RichProgress()
-    context = prepare(spec, kfw_home(ctx), progress)
+    context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
     records = run_competition(
         context,
         model,
@@ -173,6 +175,7 @@ def stack(
     ] = None,
     method: Annotated[str, typer.Option(help="blend | hillclimb | rank | level2")] = "blend",
     level2: Annotated[str, typer.Option(help="Level-2 model: ridge | logreg | lgbm")] = "ridge",
+    no_wandb: NoWandb = False,
 ) -> None:
     """Ensemble runs that share the fold file; its CV is fitted inside the folds."""
     from kfw.pipeline import prepare, run_stack
@@ -184,7 +187,7 @@ def stack(
         )
     spec = competition(ctx, comp)
     progress = RichProgress()
-    context = prepare(spec, kfw_home(ctx), progress)
+    context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
     if run:
         records = [context.store.record(r) for r in run]
     else:
@@ -221,6 +224,7 @@ def tune(
     ] = None,
     seed: Seed = None,
     threads: Threads = None,
+    no_wandb: NoWandb = False,
 ) -> None:
     """Tune a model on the persisted folds with Optuna (resumable; shareable over PostgreSQL)."""
     spec = competition(ctx, comp)
@@ -228,7 +232,7 @@ def tune(
     from kfw.tune import tune as run_tune
 
     progress = RichProgress()
-    context = prepare(spec, kfw_home(ctx), progress)
+    context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
     result = run_tune(
         context, model, trials, storage=storage, study_name=study, seed=seed, threads=threads,
         timeout=timeout, callback=progress,
@@ -247,6 +251,7 @@ def bakeoff(
     model: Models = None,
     seed: Seed = None,
     threads: Threads = None,
+    no_wandb: NoWandb = False,
 ) -> None:
     """Defaults, tuned models, blend, hill climbing and a level-2 stack: one table and a chart."""
     spec = competition(ctx, comp)
@@ -255,7 +260,7 @@ def bakeoff(
     from kfw.pipeline import prepare
 
     progress = RichProgress()
-    context = prepare(spec, kfw_home(ctx), progress)
+    context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
     rows, folder = run_bakeoff(
         context,
         trials,
