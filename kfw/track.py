@@ -102,7 +102,7 @@ def prediction_frame(
 
     frame = pd.DataFrame({id_col: ids})
     if pred.ndim == 2:
-        for j, c in enumerate(classes or range(pred.shape[1])):
+        for j, c in enumerate(range(pred.shape[1]) if classes is None else classes):
             frame[f"pred_{c}"] = pred[:, j]
     else:
         frame["pred"] = pred
