@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kfw.cli import cv, data, runs, submit
+from kfw.cli import cv, data, runs, submit, writeup
 from kfw.cli.common import console, kfw_home
 
 app = typer.Typer(
@@ -76,3 +76,4 @@ app.add_typer(data.app, name="data")
 cv.register(app)
 runs.register(app)
 submit.register(app)
+writeup.register(app)
