@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 COMP ?= house-prices
 MODEL ?=
 # pytest workers: two cores, one per worker (each test fits with one thread, and BLAS is
-# held to one thread too: a multi-threaded BLAS beside a busy core runs many times slower)
+# held to one thread too: a multi-threaded BLAS beside a busy core runs many times slower).
+# --dist loadfile keeps each test file on one worker: the fake Kaggle server's fixed port
+# is then never wanted by two workers at once.
 WORKERS ?= 2
 
 .DEFAULT_GOAL := help
@@ -38,7 +40,7 @@ submit: setup  ## write the best run's validated submission: make submit COMP=ti
 	$(BIN)/kfw submit $(COMP) --dry-run --output submissions/$(COMP)/best.csv
 
 test: setup  ## run the test suite
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -q
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile -q
 
 lint: setup  ## ruff
 	$(BIN)/ruff check .

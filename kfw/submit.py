@@ -1,20 +1,29 @@
-"""Submission files: built from a run's test predictions, validated against the sample.
+"""Submission files: built from a run's test predictions, validated, written, submitted.
 
 Validation catches what Kaggle would reject or silently mis-score: wrong columns, missing or
 extra or duplicate ids, a row count that differs, NaN or infinite values, labels outside the
 training classes, probabilities outside [0, 1], negative values under RMSLE.
+
+:func:`submit_run` sends a run's file to Kaggle through the official client, or, when the data
+is the embedded open copy, scores it on the local leaderboard: :func:`score_submission` reads
+the file as Kaggle does (labels as labels, probabilities by class column) and scores the Public
+and Private rows of the held-out solution. Either way the submission is recorded in
+``submissions/<slug>/submissions.json`` beside its CV (:mod:`kfw.leaderboard`).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kfw.config import Competition
-from kfw.errors import DataError
+from kfw.errors import DataError, KfwError
+from kfw.progress import NULL, Callback
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,3 +138,291 @@ def check_and_encode(
     """Validate and serialise in one step (what a run stores as ``submission.csv``)."""
     validate_submission(spec, sub, sample, classes)
     return submission_bytes(sub)
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring like Kaggle, against the held-out labels of an open copy
+
+
+def read_solution(spec: Competition, folder: Path) -> pd.DataFrame:
+    """The held-out labels of an open copy: ``<id>, <target>, Usage``."""
+    import pandas as pd
+
+    path = folder / ".open" / "solution.csv"
+    if not path.is_file():
+        raise DataError(
+            f"{path} is missing: rebuild the open copy with `kfw data open {spec.slug}`"
+        )
+    solution = pd.read_csv(path)
+    missing = [c for c in (spec.id, spec.target, "Usage") if c not in solution.columns]
+    if missing:
+        raise DataError(f"{path}: column {missing[0]!r} is missing")
+    return solution
+
+
+def _predictions(
+    spec: Competition, sub: pd.DataFrame, classes: np.ndarray | None, k: int
+) -> np.ndarray:
+    """The submission in the layout kfw's metrics take: values, P(class 1) or (n, K)."""
+    cols = spec.submission.columns
+    if spec.task == "regression":
+        return sub[cols[1]].to_numpy(float)
+    if spec.submission.format == "proba":
+        if k == 2:
+            return sub[cols[1]].to_numpy(float)  # the probability of classes[1]
+        by_name = {str(c): c for c in cols[1:]}
+        return sub[[by_name[str(c)] for c in np.asarray(classes)]].to_numpy(float)  # (n, K)
+    # labels, compared as labels: the predicted class is certain
+    index = _encode(sub[cols[1]].to_numpy(), classes, f"submission column {cols[1]!r}")
+    if k == 2:
+        return index.astype(float)  # 1.0 where the label is classes[1]
+    return np.eye(k)[index]  # (n, K) one-hot
+
+
+def _encode(values: np.ndarray, classes: np.ndarray | None, what: str) -> np.ndarray:
+    import pandas as pd
+
+    index = pd.Index(np.asarray(classes)).get_indexer(values)
+    if (index < 0).any():
+        bad = values[index < 0][0]
+        raise DataError(f"{what} has a label outside the training classes: {bad!r}")
+    return index
+
+
+def score_submission(
+    spec: Competition,
+    sub: pd.DataFrame,
+    solution: pd.DataFrame,
+    classes: np.ndarray | None,
+) -> dict[str, float | None]:
+    """Score a (validated) submission on the Public and Private rows of the solution.
+
+    Parameters
+    ----------
+    sub : DataFrame
+        The submission as read back from its CSV (Kaggle scores the file, not the frame).
+    solution : DataFrame
+        ``<id>, <target>, Usage`` with Usage ``Public`` or ``Private``.
+    classes : ndarray or None
+        The training classes in kfw's encoding order (``np.unique`` of the target): label
+        submissions are mapped to their index, ``proba`` columns matched by class name.
+
+    Returns
+    -------
+    dict
+        ``{"public": float | None, "private": float | None}`` (None when a part has no rows).
+    """
+    from kfw.metrics import get_metric
+
+    metric = get_metric(spec.metric)
+    truth = solution.rename(columns={spec.target: "__truth__"})[[spec.id, "__truth__", "Usage"]]
+    merged = truth.merge(sub, on=spec.id, how="left", validate="one_to_one")
+    if merged[list(spec.submission.columns[1:])].isna().any().any():
+        raise DataError(f"the submission lacks ids of the solution (column {spec.id!r})")
+    if spec.task == "regression":
+        y_true = merged["__truth__"].to_numpy(float)
+        k = 0
+    else:
+        k = len(np.asarray(classes))
+        y_true = _encode(merged["__truth__"].to_numpy(), classes, "the solution")
+    y_pred = _predictions(spec, merged, classes, k)
+    scores: dict[str, float | None] = {}
+    for part in ("Public", "Private"):
+        rows = (merged["Usage"] == part).to_numpy()
+        if not rows.any():
+            scores[part.lower()] = None
+            continue
+        try:
+            scores[part.lower()] = metric(y_true[rows], y_pred[rows])
+        except ValueError as exc:
+            raise DataError(f"{metric.name} cannot score the {part} rows: {exc}") from None
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------
+# submitting a run
+
+
+@dataclass
+class Submitted:
+    """What :func:`submit_run` did.
+
+    Attributes
+    ----------
+    path : Path
+        The CSV written (and sent, unless a dry run).
+    rows : int
+        Its rows.
+    run : dict
+        The run's record (``run.json``).
+    entry : dict or None
+        The entry added to ``submissions.json`` (None for a dry run).
+    today, limit : int
+        Local submissions made today (this one included) and the daily limit; 0 for Kaggle.
+    """
+
+    path: Path
+    rows: int
+    run: dict[str, Any]
+    entry: dict[str, Any] | None = None
+    today: int = 0
+    limit: int = 0
+
+
+def _stored_path(folder: Path, run_id: str, content: bytes) -> Path:
+    """``<run>.csv``, or ``<run>-2.csv``... when another file of the same run is there."""
+    n = 1
+    while True:
+        path = folder / (f"{run_id}.csv" if n == 1 else f"{run_id}-{n}.csv")
+        if not path.exists() or path.read_bytes() == content:
+            return path
+        n += 1
+
+
+def _default_run(store: Any, data_hash: str, slug: str) -> str:
+    from kfw.track import best_first
+
+    current = [r for r in best_first(store.records()) if r["data"]["hash"] == data_hash]
+    if not current:
+        raise KfwError(f"no run of {slug} on the current data: run `kfw cv {slug}` first")
+    return current[0]["id"]
+
+
+def submit_run(
+    spec: Competition,
+    kfw_home: Path,
+    run_id: str | None = None,
+    *,
+    message: str = "",
+    file: Path | None = None,
+    cv: float | None = None,
+    dry_run: bool = False,
+    output: Path | None = None,
+    report: Callback = NULL,
+    now: datetime | None = None,
+) -> Submitted:
+    """Validate a run's submission, write it, and (unless ``dry_run``) submit and record it.
+
+    On the embedded open copy the file is scored on the local leaderboard (daily limit, Public
+    score shown, Private kept); otherwise it goes to Kaggle with a message carrying the run id
+    and CV. A refused or failed submission records nothing.
+
+    Parameters
+    ----------
+    run_id : str, optional
+        Default: the best run on the current data.
+    message : str
+        The user's text, appended to the description.
+    file : Path, optional
+        A CSV derived from ``run_id`` (say, edited by hand) to send instead of the run's file.
+    cv : float, optional
+        The CV to record instead of the run's (for an edited ``file`` whose CV you measured).
+    output : Path, optional
+        Where to write the CSV (default ``submissions/<slug>/<run>.csv``).
+    now : datetime, optional
+        The submission time (UTC aware); the daily limit counts by its UTC day.
+    """
+    import pandas as pd
+
+    from kfw.data import load_dataset
+    from kfw.leaderboard import (
+        SubmissionStore,
+        check_daily_limit,
+        compose_message,
+        daily_limit,
+        local_ref,
+        new_entry,
+        now_utc,
+        submissions_dir,
+    )
+    from kfw.track import RunStore
+
+    dataset = load_dataset(spec, kfw_home)  # its data warnings were shown by `kfw cv`
+    runs = RunStore(kfw_home, spec.slug)
+    if file is not None and run_id is None:
+        raise KfwError("--file needs --run RUN_ID: the run the file was made from")
+    run_id = run_id or _default_run(runs, dataset.hash, spec.slug)
+    record = runs.record(run_id)
+    if file is not None:
+        if not Path(file).is_file():
+            raise DataError(f"{file} does not exist")
+        sub = pd.read_csv(file)
+    else:
+        sub = runs.frame(run_id, "submission.csv")
+    validate_submission(spec, sub, dataset.sample, record.get("classes"))
+    folder = submissions_dir(kfw_home, spec.slug)
+    if dry_run:
+        path = write_submission(sub, output or folder / f"{run_id}.csv")
+        return Submitted(path, len(sub), record)
+
+    now = now or now_utc()
+    store = SubmissionStore(kfw_home, spec.slug)
+    entries = store.entries()
+    local = dataset.source == "open"
+    if local:  # every refusal comes before anything is written
+        limit = daily_limit()
+        today = check_daily_limit(entries, spec.slug, now, limit) + 1
+        solution = read_solution(spec, dataset.dir)
+    else:
+        check_kaggle_credentials(
+            report, "or use --dry-run --output PATH and upload the file yourself"
+        )
+    path = write_submission(sub, output or _stored_path(folder, run_id, submission_bytes(sub)))
+    cv = float(record["score"] if cv is None else cv)
+    text = compose_message(run_id, record["metric"], cv, message)
+    fields = {
+        "run": run_id,
+        "file": store.relative(path),
+        "message": text,
+        "submitted_at": now,
+        "cv": cv,
+        "metric": record["metric"],
+        "greater_is_better": record["greater_is_better"],
+    }
+    if local:
+        classes = np.unique(dataset.y) if spec.task != "regression" else None
+        scores = score_submission(spec, pd.read_csv(path), solution, classes)
+        entry = new_entry(
+            ref=local_ref(entries), source="local", status="complete", **scores, **fields
+        )
+        store.append(entry)
+        return Submitted(path, len(sub), record, entry, today, limit)
+
+    from kfw.kaggle_client import submit_file
+
+    ref = submit_file(spec.kaggle, path, text)  # raises, recording nothing, when it fails
+    entry = new_entry(ref=ref, source="kaggle", **fields)
+    store.append(entry)
+    entry = _first_score(spec, kfw_home, entry, report) or entry
+    return Submitted(path, len(sub), record, entry)
+
+
+def check_kaggle_credentials(report: Callback, hint: str = "") -> None:
+    """Refuse in one line without credentials; warn when kaggle.json is readable by others.
+
+    ``hint`` ends the refusal: what the user can do without credentials.
+    """
+    from kfw.kaggle_client import HOW_TO_AUTHENTICATE, find_credentials, permissions_warning
+
+    if find_credentials() is None:
+        raise DataError(f"{HOW_TO_AUTHENTICATE}; {hint}" if hint else HOW_TO_AUTHENTICATE)
+    warning = permissions_warning()
+    if warning:
+        report.warning(warning)
+
+
+def _first_score(
+    spec: Competition, kfw_home: Path, entry: dict[str, Any], report: Callback
+) -> dict[str, Any] | None:
+    """One listing right after submitting: Kaggle often has the score within seconds."""
+    from kfw.leaderboard import SubmissionStore, fetch_kaggle_scores
+
+    try:
+        fetch_kaggle_scores(spec, kfw_home)
+    except KfwError as exc:  # the submission is made and recorded; its score can wait
+        report.warning(f"the score is not fetched yet ({exc}): `kfw submissions {spec.slug}`")
+        return None
+    for e in reversed(SubmissionStore(kfw_home, spec.slug).entries()):
+        if e["submitted_at"] == entry["submitted_at"] and e["file"] == entry["file"]:
+            return e
+    return None

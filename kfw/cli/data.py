@@ -42,8 +42,13 @@ def import_(
 @app.command()
 def download(ctx: typer.Context, comp: Comp) -> None:
     """Download through the official Kaggle client (needs your API credentials)."""
+    from kfw.cli.common import console_err
     from kfw.data import download_data
+    from kfw.kaggle_client import permissions_warning
 
+    warning = permissions_warning()
+    if warning:
+        console_err().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     download_data(competition(ctx, comp), kfw_home(ctx))
     _done(ctx, comp, "downloaded")
 

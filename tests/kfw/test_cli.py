@@ -158,12 +158,21 @@ def test_submit_dry_run_writes_a_valid_file(trained: Trained, tmp_path: Path) ->
     assert [p.name for p in out.parent.iterdir()] == ["submission.csv"]
 
 
-def test_submit_without_dry_run_is_refused(
-    trained: Trained, capsys: pytest.CaptureFixture[str]
+def test_submit_without_credentials_is_refused(
+    trained: Trained,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # a home of its own: real credentials on this machine must not turn this into a submission
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "user" / ".kaggle"))
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
     code, out, err = _main(capsys, "--home", str(trained.home), "submit", "synth")
     assert code == 1 and out == ""
-    assert "use --dry-run --output PATH" in _one_error_line(err)
+    line = _one_error_line(err)
+    assert "no Kaggle credentials" in line and "--dry-run" in line
 
 
 def test_folds_prints_the_hash_the_runs_recorded(trained: Trained) -> None:
