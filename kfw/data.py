@@ -67,11 +67,41 @@ class Dataset:
 # reading and validating
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    import pandas as pd
+# what pandas reads as missing by default; polars is given the same list so both agree
+NA_VALUES = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+]  # fmt: skip
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a competition CSV through polars (multi-threaded, lean), as a pandas frame.
+
+    Missing-value spellings are pandas' defaults, and the whole file is scanned before types
+    are fixed, so the frame has the dtypes ``pandas.read_csv`` would give, faster and with a
+    smaller peak on the million-row files of a Playground competition.
+    """
+    import polars as pl
 
     if not path.is_file():
         raise DataError(f"{path} is missing")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty")
+    try:
+        frame = pl.read_csv(
+            path, null_values=NA_VALUES, infer_schema_length=None, try_parse_dates=False
+        )
+    except (pl.exceptions.PolarsError, UnicodeDecodeError):
+        # polars cannot say where a file is broken; pandas names the line (or copes)
+        return _read_csv_pandas(path)
+    if frame.height == 0:
+        raise DataError(f"{path} has a header but no rows")
+    return frame.to_pandas()
+
+
+def _read_csv_pandas(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path, low_memory=False)
     except pd.errors.EmptyDataError:
@@ -201,9 +231,9 @@ def read_source(folder: Path) -> str:
 def read_dataset(spec: Competition, folder: Path, report: Callback = NULL) -> Dataset:
     """Read and validate the files in ``folder``."""
     f = spec.files
-    train = _read_csv(folder / f.train)
-    test = _read_csv(folder / f.test)
-    sample = _read_csv(folder / f.sample_submission)
+    train = read_csv(folder / f.train)
+    test = read_csv(folder / f.test)
+    sample = read_csv(folder / f.sample_submission)
     validate(spec, folder, train, test, sample, report)
     digest = _hash_files([folder / f.train, folder / f.test, folder / f.sample_submission])
     y = train[spec.target].to_numpy()
