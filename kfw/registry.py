@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,18 @@ def estimator_class(name: str, task: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def passive_openmp() -> None:
+    """Ask OpenMP to sleep, not spin, while it waits (unless the user chose otherwise).
+
+    LightGBM and XGBoost fit with OpenMP threads that by default spin while waiting for
+    each other; beside any other busy process on a small machine that turns a 2-thread fit
+    into a 7x slower one (measured: 15.8 s against 2.3 s on 2 cores with one busy process).
+    It only takes effect before the OpenMP runtime is loaded, hence here, before any model
+    library is imported.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def make_estimator(
     name: str,
     task: str,
@@ -98,6 +111,7 @@ def make_estimator(
     ConfigError
         Unknown model, a task it does not serve, or a parameter it does not take.
     """
+    passive_openmp()
     cls = estimator_class(name, task)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     params = dict(params or {})

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# OpenMP threads sleep while they wait (kfw sets this too): spinning threads of two test
+# workers on two cores slow each other down many times over
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
