@@ -46,7 +46,7 @@ class Dataset:
     train, test : DataFrame
         As read from the CSVs; ``train`` still holds the target column.
     y : ndarray
-        The raw target (``train[spec.target]``).
+        The raw target (``train[spec.target]``); ``(n_rows, n_targets)`` for several.
     source : str
         ``kaggle``, ``import`` or ``open`` (the embedded open copy).
     hash : str
@@ -134,18 +134,17 @@ def validate(spec: Competition, folder: Path, train, test, sample, report: Callb
         dupes = frame[spec.id][frame[spec.id].duplicated()].unique().tolist()
         if dupes:
             raise DataError(f"{folder / name}: duplicate {spec.id} values: {_describe(dupes)}")
-    if spec.target not in train.columns:
-        raise DataError(f"{folder / f.train}: target column {spec.target!r} is missing")
-    missing_target = train[spec.target].isna()
-    if missing_target.any():
-        first = train.loc[missing_target, spec.id].tolist()[
-            0
-        ]  # a Python scalar: 7, not np.int64(7)
-        raise DataError(
-            f"{folder / f.train}: target {spec.target!r} is missing in {int(missing_target.sum())} "
-            f"rows (first {spec.id} = {first!r})"
-        )
-    features = [c for c in train.columns if c != spec.target]
+    for target in spec.targets:
+        if target not in train.columns:
+            raise DataError(f"{folder / f.train}: target column {target!r} is missing")
+        missing_target = train[target].isna()
+        if missing_target.any():
+            first = train.loc[missing_target, spec.id].tolist()[0]  # a plain value, not np.int64
+            raise DataError(
+                f"{folder / f.train}: target {target!r} is missing in {int(missing_target.sum())} "
+                f"rows (first {spec.id} = {first!r})"
+            )
+    features = [c for c in train.columns if c not in spec.targets]
     extra = [c for c in test.columns if c not in features]
     lacking = [c for c in features if c not in test.columns]
     if lacking:
@@ -161,30 +160,27 @@ def validate(spec: Competition, folder: Path, train, test, sample, report: Callb
         )
     if set(sample[spec.id].tolist()) != set(test[spec.id].tolist()):
         raise DataError(f"{folder / f.sample_submission}: ids differ from those of {f.test}")
-    _check_target(spec, folder / f.train, train[spec.target])
+    for target in spec.targets:
+        _check_target(spec, folder / f.train, target, train[target])
     _check_unseen(spec, folder, train, test, report)
 
 
-def _check_target(spec: Competition, path: Path, target: pd.Series) -> None:
+def _check_target(spec: Competition, path: Path, name: str, target: pd.Series) -> None:
     import pandas as pd
 
     if spec.task == "regression":
         if not pd.api.types.is_numeric_dtype(target):
-            raise DataError(f"{path}: regression target {spec.target!r} is not numeric")
+            raise DataError(f"{path}: regression target {name!r} is not numeric")
         if not np.isfinite(target.to_numpy(float)).all():
-            raise DataError(f"{path}: target {spec.target!r} has infinite values")
+            raise DataError(f"{path}: target {name!r} has infinite values")
         if spec.metric == "rmsle" and (target < 0).any():
-            raise DataError(
-                f"{path}: rmsle needs a non-negative target; {spec.target!r} has negatives"
-            )
+            raise DataError(f"{path}: rmsle needs a non-negative target; {name!r} has negatives")
         return
     n_classes = target.nunique()
     if spec.task == "binary" and n_classes != 2:
-        raise DataError(f"{path}: a binary target needs 2 classes, {spec.target!r} has {n_classes}")
+        raise DataError(f"{path}: a binary target needs 2 classes, {name!r} has {n_classes}")
     if spec.task == "multiclass" and n_classes < 3:
-        raise DataError(
-            f"{path}: a multiclass target needs 3+ classes, {spec.target!r} has {n_classes}"
-        )
+        raise DataError(f"{path}: a multiclass target needs 3+ classes, {name!r} has {n_classes}")
 
 
 def _check_unseen(spec: Competition, folder: Path, train, test, report: Callback) -> None:
@@ -194,6 +190,8 @@ def _check_unseen(spec: Competition, folder: Path, train, test, report: Callback
     for col in test.columns:
         if col == spec.id or pd.api.types.is_numeric_dtype(train[col]):
             continue
+        if train[col].nunique() > 0.5 * len(train):
+            continue  # an identifier or free text (names, tickets): new values are expected
         seen = set(train[col].dropna().tolist())
         new = sorted({v for v in test[col].dropna().tolist() if v not in seen}, key=str)
         if new:
@@ -236,7 +234,7 @@ def read_dataset(spec: Competition, folder: Path, report: Callback = NULL) -> Da
     sample = read_csv(folder / f.sample_submission)
     validate(spec, folder, train, test, sample, report)
     digest = _hash_files([folder / f.train, folder / f.test, folder / f.sample_submission])
-    y = train[spec.target].to_numpy()
+    y = train[list(spec.targets)].to_numpy() if spec.multi_target else train[spec.target].to_numpy()
     return Dataset(spec, train, test, sample, y, read_source(folder), digest, folder)
 
 

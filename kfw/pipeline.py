@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kfw.config import Competition, ModelSpec, to_dict
-from kfw.cv import CVResult, cross_validate
+from kfw.cv import CVResult, cross_validate, cross_validate_targets
 from kfw.data import Dataset, data_dir, load_dataset
 from kfw.errors import ConfigError, KfwError
 from kfw.folds import Folds, get_folds
@@ -97,7 +97,7 @@ def build_design(spec: Competition, dataset: Dataset) -> Design:
     import pandas as pd
 
     module = load_feature_module(spec)
-    train = dataset.train.drop(columns=[spec.target])
+    train = dataset.train.drop(columns=list(spec.targets))
     both = pd.concat([train, dataset.test[train.columns]], ignore_index=True)
     rows = module.row_features(both.copy())
     if not isinstance(rows, pd.DataFrame) or len(rows) != len(both):
@@ -106,10 +106,7 @@ def build_design(spec: Competition, dataset: Dataset) -> Design:
         )
     rows = rows.drop(columns=[spec.id], errors="ignore").reset_index(drop=True)
     n = len(train)
-    if spec.task == "regression":
-        classes, y = None, dataset.y.astype(np.float64)
-    else:
-        classes, y = np.unique(dataset.y, return_inverse=True)
+    classes, y = _encode_target(spec, dataset.y)
     fitted = getattr(module, "fitted_features", None)
     X = rows.iloc[:n].reset_index(drop=True)
     exclude = None
@@ -132,6 +129,30 @@ def build_design(spec: Competition, dataset: Dataset) -> Design:
         module=module.__name__,
         module_hash=_source_hash(module),
     )
+
+
+def _encode_target(spec: Competition, raw: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """Classes (None for regression and multi-target) and the target the fold loop fits.
+
+    Classes are encoded 0..K-1 in sorted order; a binary competition's ``positive_class``
+    becomes class 1 (the probability a ``proba`` submission holds).
+    """
+    if spec.task == "regression":
+        return None, raw.astype(np.float64)
+    if spec.multi_target:
+        return None, np.column_stack(
+            [np.unique(raw[:, t], return_inverse=True)[1] for t in range(raw.shape[1])]
+        )
+    classes, y = np.unique(raw, return_inverse=True)
+    positive = spec.positive_class
+    if spec.task == "binary" and positive is not None:
+        if positive not in classes.tolist():
+            raise ConfigError(
+                f"positive_class {positive!r} is not a class of {spec.target!r} ({classes.tolist()})"
+            )
+        if classes[0] == positive:
+            classes, y = classes[::-1], 1 - y
+    return classes, y
 
 
 def _source_hash(module: ModuleType) -> str:
@@ -172,7 +193,9 @@ def prepare(
         spec.folds,
         dataset.train,
         spec.id,
-        dataset.y,
+        dataset.y[:, 0]
+        if spec.multi_target
+        else dataset.y,  # several targets: the first stratifies
         spec.task,
         force=force_folds,
     )
@@ -213,13 +236,18 @@ def _files(
     ctx: Context, oof: np.ndarray, test: np.ndarray | None, importances: Any
 ) -> dict[str, Any]:
     spec, d = ctx.spec, ctx.design
-    oof_frame = prediction_frame(d.ids, spec.id, oof, d.classes)
-    oof_frame.insert(1, "target", ctx.dataset.y)
+    names = list(spec.targets) if spec.multi_target else d.classes
+    oof_frame = prediction_frame(d.ids, spec.id, oof, names)
+    truth = {"target": ctx.dataset.y} if not spec.multi_target else {
+        f"target_{t}": ctx.dataset.y[:, j] for j, t in enumerate(spec.targets)
+    }  # fmt: skip
+    for j, (name, values) in enumerate(truth.items()):
+        oof_frame.insert(1 + j, name, values)
     for r in range(ctx.folds.assignment.shape[1]):
-        oof_frame.insert(2 + r, f"fold_{r}", ctx.folds.assignment[:, r])
+        oof_frame.insert(1 + len(truth) + r, f"fold_{r}", ctx.folds.assignment[:, r])
     files: dict[str, Any] = {"oof.parquet": oof_frame, "importance.csv": importances}
     if test is not None:
-        files["test.parquet"] = prediction_frame(d.test_ids, spec.id, test, d.classes)
+        files["test.parquet"] = prediction_frame(d.test_ids, spec.id, test, names)
         sub = build_submission(spec, d.test_ids, test, d.classes, ctx.dataset.sample)
         files["submission.csv"] = check_and_encode(spec, sub, ctx.dataset.sample, d.classes)
     return files
@@ -243,33 +271,30 @@ def run_model(
         model.name, spec.task, model.params, random_state=seed, n_jobs=threads
     )
     record = _base_record(ctx, "model", model.label)
-    record.update(
-        model=model.name, params=estimator.get_params(deep=False), seed=seed, threads=threads
-    )
+    record.update(model=model.name, params=_params(estimator), seed=seed, threads=threads)
     key = config_key(
         {
             k: record[k]
             for k in ("label", "model", "params", "seed", "threads", "folds", "data", "features")
         }
     )
-    partial = ctx.store.partial(key)
     started = time.time()
-    cv = cross_validate(
-        estimator,
-        ctx.design.X,
-        ctx.design.y,
-        ctx.folds,
-        metric=get_metric(spec.metric),
-        task=spec.task,
-        X_test=ctx.design.X_test,
-        features=ctx.design.features,
-        target_transform=spec.target_transform,
-        train_mask=ctx.design.train_mask,
-        callback=callback,
-        store=partial,
-        label=model.label,
+    common = dict(
+        metric=get_metric(spec.metric), task=spec.task, X_test=ctx.design.X_test,
+        features=ctx.design.features, target_transform=spec.target_transform,
+        train_mask=ctx.design.train_mask, callback=callback, label=model.label,
         exclude=ctx.design.exclude,
-    )
+    )  # fmt: skip
+    if spec.multi_target:
+        partials = [ctx.store.partial(f"{key}-t{t}") for t in range(len(spec.targets))]
+        cv = cross_validate_targets(
+            estimator, ctx.design.X, ctx.design.y, ctx.folds, stores=partials, **common
+        )
+    else:
+        partials = [ctx.store.partial(key)]
+        cv = cross_validate(
+            estimator, ctx.design.X, ctx.design.y, ctx.folds, store=partials[0], **common
+        )
     record["id"] = ctx.store.new_id(model.label, key)
     record.update(_scores(cv), started=_iso(started), finished=_iso(time.time()))
     importances = (
@@ -278,8 +303,16 @@ def run_model(
         else None
     )
     ctx.store.save(record, _files(ctx, cv.oof, cv.test, importances))
-    partial.clear()
+    for partial in partials:
+        partial.clear()
     return _mirror(ctx, record, callback)
+
+
+def _params(estimator: Any) -> dict[str, Any]:
+    """JSON-ready parameters; a wrapped estimator shows as its class and ``estimator__`` keys."""
+    deep = any(hasattr(v, "get_params") for v in estimator.get_params(deep=False).values())
+    params = estimator.get_params(deep=deep)
+    return {k: type(v).__name__ if hasattr(v, "get_params") else v for k, v in params.items()}
 
 
 def _mirror(ctx: Context, record: dict[str, Any], callback: Callback) -> dict[str, Any]:
@@ -354,14 +387,15 @@ def run_stack(
     callback: Callback = NULL,
 ) -> dict[str, Any]:
     """Combine runs of this competition (same folds, same data) into a new run."""
-    from kfw.stack import stack
+    from kfw.stack import stack, stack_targets
 
     spec = ctx.spec
     if len(records) < 2:
         raise KfwError(f"stacking needs at least two runs, got {len(records)}")
     oofs, tests = load_members(ctx, records)
     started = time.time()
-    result = stack(
+    combine = stack_targets if spec.multi_target else stack
+    result = combine(
         method, oofs, tests, ctx.design.y, ctx.folds, get_metric(spec.metric), spec.task,
         spec.target_transform, exclude=ctx.design.exclude, level2_model=level2_model,
     )  # fmt: skip

@@ -70,8 +70,12 @@ def get_entry(name: str) -> ModelEntry:
     return REGISTRY[name]
 
 
-def estimator_class(name: str, task: str) -> type:
-    """The class of model ``name`` for ``task``, imported on first use."""
+def estimator_class(name: str, task: str) -> Any:
+    """The class of model ``name`` for ``task`` (or its factory), imported on first use.
+
+    A factory is called as ``factory(params, random_state=..., n_jobs=...)`` and checks its
+    own parameters.
+    """
     entry = get_entry(name)
     path = entry.regressor if task == "regression" else entry.classifier
     if path is None:
@@ -113,6 +117,8 @@ def make_estimator(
     """
     passive_openmp()
     cls = estimator_class(name, task)
+    if not isinstance(cls, type):  # a factory (e.g. a scratch model behind kfw's design matrix)
+        return cls(dict(params or {}), random_state=random_state, n_jobs=n_jobs)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     params = dict(params or {})
     unknown = sorted(set(params) - accepted)

@@ -116,23 +116,26 @@ class TabularModel(BaseEstimator):
         check_is_fitted(self)
         X = check_input(self, X, reset=False)
         if self._is_classifier():
-            return self.classes_[np.argmax(self._predict_raw(X), axis=1)]
+            return self.classes_[np.argmax(_two_columns(self._predict_raw(X)), axis=1)]
         return np.asarray(self._predict_raw(X), dtype=np.float64).ravel()
 
     @available_if(is_classifier)
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = check_input(self, X, reset=False)
-        proba = np.asarray(self._predict_raw(X), dtype=np.float64)
-        if proba.ndim == 1:  # (n,) probability of class 1
-            proba = np.column_stack([1.0 - proba, proba])
-        return proba  # (n_samples, n_classes)
+        return _two_columns(self._predict_raw(X))  # (n_samples, n_classes)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True
         return tags
+
+
+def _two_columns(proba: Any) -> np.ndarray:
+    """Class probabilities as (n, n_classes); a 1-d array is the probability of class 1."""
+    proba = np.asarray(proba, dtype=np.float64)
+    return np.column_stack([1.0 - proba, proba]) if proba.ndim == 1 else proba
 
 
 def library_params(estimator: BaseEstimator, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -74,3 +74,37 @@ def _path(where: str | None) -> str | None:
 
 for name, description, regressor, classifier, space in _ENTRIES:
     register(ModelEntry(name, description, _path(regressor), _path(classifier), _path(space)))
+
+# the from-scratch NumPy models, behind kfw's design matrix (models/scratch.py)
+_SCRATCH = {
+    "scratch-linear": "linear regression (normal equation / gradient descent), from scratch",
+    "scratch-ridge": "ridge regression, from scratch",
+    "scratch-lasso": "lasso by coordinate descent, from scratch",
+    "scratch-elasticnet": "elastic net by coordinate descent, from scratch",
+    "scratch-logreg": "logistic regression (Newton / L-BFGS), from scratch",
+    "scratch-tree": "CART decision tree, from scratch",
+    "scratch-rf": "random forest of the scratch trees",
+    "scratch-gbm": "gradient boosting of the scratch trees",
+    "scratch-hgb": "second-order histogram gradient boosting, from scratch",
+    "scratch-knn": "k-nearest neighbours, from scratch",
+    "scratch-svc": "support vector classifier by SMO, from scratch",
+}
+_TASKS = {
+    "scratch-logreg": "c",
+    "scratch-svc": "c",
+    "scratch-linear": "r",
+    "scratch-ridge": "r",
+    "scratch-lasso": "r",
+    "scratch-elasticnet": "r",
+}
+for name, description in _SCRATCH.items():
+    key = name.replace("-", "_")
+    kinds = _TASKS.get(name, "rc")
+    register(
+        ModelEntry(
+            name,
+            description,
+            f"models.scratch:{key}_regressor" if "r" in kinds else None,
+            f"models.scratch:{key}_classifier" if "c" in kinds else None,
+        )
+    )
