@@ -192,12 +192,15 @@ class _BaseTree(BaseEstimator):
         order = np.argsort(xv, axis=0, kind="stable")  # (m, f)
         cols = np.arange(xv.shape[1])  # (f,)
         xs = xv[order, cols].astype(np.float64)  # (m, f) sorted values
-        s_left = np.cumsum(s_n[order], axis=0)[:-1]  # (m-1, f, K)
         w_left = np.cumsum(w_n[order], axis=0)[:-1]  # (m-1, f)
-        s_right, w_right = tot - s_left, wn - w_left
+        w_right = wn - w_left
         if self.criterion == "squared_error":  # sum_L^2 / w_L + sum_R^2 / w_R
-            proxy = s_left[..., 0] ** 2 / w_left + s_right[..., 0] ** 2 / w_right
+            s_left = np.cumsum(s_n[:, 0][order], axis=0)[:-1]  # (m-1, f): one statistic, 2-d
+            s_right = tot[0] - s_left
+            proxy = s_left * s_left / w_left + s_right * s_right / w_right
         else:  # -(w_L * I_L + w_R * I_R)
+            s_left = np.cumsum(s_n[order], axis=0)[:-1]  # (m-1, f, K)
+            s_right = tot - s_left
             proxy = -w_right * impurity(self.criterion, w_right, s_right)
             proxy -= w_left * impurity(self.criterion, w_left, s_left)
         ok = size_ok & (xs[1:] > xs[:-1] + FEATURE_THRESHOLD)  # (m-1, f)
