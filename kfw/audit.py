@@ -16,12 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kfw.cv import TRANSFORMS
+from kfw.cv import TRANSFORMS, cross_validate
 from kfw.folds import Folds
-from kfw.metrics import Metric
+from kfw.metrics import Metric, get_metric
+from kfw.progress import NULL, Callback
+
+if TYPE_CHECKING:
+    from kfw.pipeline import Context
 
 TOLERANCE = 0.05
 
@@ -139,3 +144,62 @@ def permutation_audit(
         chances.append(chance)
         skills.append(skill(metric, score, chance))
     return AuditResult(label, metric.name, scores, chances, skills, tolerance)
+
+
+def audit_competition(
+    ctx: Context,
+    labels: list[str] | None = None,
+    *,
+    n_permutations: int = 2,
+    seed: int | None = None,
+    threads: int | None = None,
+    tolerance: float | None = None,
+    callback: Callback = NULL,
+) -> list[Any]:
+    """Permuted-target audit of each roster member's whole fold pipeline (fitted features too)."""
+    from kfw.pipeline import default_threads
+    from kfw.registry import make_estimator
+
+    spec, d = ctx.spec, ctx.design
+    seed = spec.seed if seed is None else seed
+    metric = get_metric(spec.metric)
+    members = [spec.model(label) for label in labels] if labels else list(spec.models)
+    results = []
+    for m in members:
+        estimator = make_estimator(
+            m.name, spec.task, m.params, random_state=seed, n_jobs=threads or default_threads()
+        )
+
+        def run(y_perm: np.ndarray, estimator: Any = estimator, label: str = m.label) -> np.ndarray:
+            cv = cross_validate(
+                estimator,
+                d.X,
+                y_perm,
+                ctx.folds,
+                metric=metric,
+                task=spec.task,
+                features=d.features,
+                target_transform=spec.target_transform,
+                train_mask=d.train_mask,
+                callback=callback,
+                label=f"{label} (permuted)",
+                exclude=d.exclude,
+            )
+            return cv.oof
+
+        results.append(
+            permutation_audit(
+                run,
+                d.y,
+                ctx.folds,
+                metric,
+                spec.task,
+                target_transform=spec.target_transform,
+                n_permutations=n_permutations,
+                seed=seed,
+                tolerance=tolerance or TOLERANCE,
+                label=m.label,
+                exclude=d.exclude,
+            )
+        )
+    return results

@@ -61,7 +61,8 @@ def bakeoff(
     callback: Callback = NULL,
 ) -> tuple[list[Row], Path]:
     """Run every layer and write the table and chart; returns the rows and their folder."""
-    from kfw.pipeline import run_model, run_stack
+    from kfw.pipeline import run_model
+    from kfw.stack import run_stack
     from kfw.tune import tune
 
     spec = ctx.spec

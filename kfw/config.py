@@ -224,8 +224,14 @@ class Competition:
         The Kaggle competition slug, e.g. ``house-prices-advanced-regression-techniques``.
     task, metric : str
         ``binary`` / ``multiclass`` / ``regression`` and a name from :mod:`kfw.metrics`.
-    id, target : str
-        The id column (train, test and submission) and the training target.
+    id : str
+        The id column (train, test and submission).
+    target : str or list of str
+        The training target; several for a multi-target competition (each binary or each
+        regression, fitted one at a time on the same folds, scored by the mean of the metric).
+    positive_class : optional
+        Binary: the class whose probability a ``proba`` submission holds (default: the last
+        in sorted order, e.g. 1, True or "Yes").
     features : str
         A module of ``features/`` (``titanic``) or a ``.py`` file beside the toml.
     target_transform : str
@@ -241,7 +247,7 @@ class Competition:
     task: Task
     metric: str
     id: str
-    target: str
+    target: str | tuple[str, ...]
     features: str
     files: FilesSpec
     submission: SubmissionSpec
@@ -252,7 +258,17 @@ class Competition:
     unseen_categories: Literal["missing", "error"] = "missing"
     seed: int = 42
     description: str = ""
+    positive_class: Any = None
     dir: Path = Path(".")
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every target column (one for most competitions)."""
+        return (self.target,) if isinstance(self.target, str) else tuple(self.target)
+
+    @property
+    def multi_target(self) -> bool:
+        return len(self.targets) > 1
 
     def model(self, label: str) -> ModelSpec:
         """The roster entry called ``label``, or a bare spec for any registered model."""
@@ -326,6 +342,15 @@ def _check_competition(spec: Competition, path: Path) -> None:
         raise ConfigError(f"{path}: a regression submits format = 'value'")
     if spec.task != "regression" and spec.submission.format == "value":
         raise ConfigError(f"{path}: a {spec.task} task submits format 'label' or 'proba'")
+    if spec.multi_target:
+        if spec.task == "multiclass":
+            raise ConfigError(
+                f"{path}: several targets must each be binary or regression, not multiclass"
+            )
+        if tuple(spec.submission.columns[1:]) != spec.targets:
+            raise ConfigError(
+                f"{path}: submission.columns must be the id and then the targets {list(spec.targets)}"
+            )
     if not spec.models:
         raise ConfigError(f"{path}: the roster ([[models]]) is empty")
     labels = [m.label for m in spec.models]

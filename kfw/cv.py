@@ -150,8 +150,12 @@ def fit_fold(
     train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
     inverse: Callable[[np.ndarray], np.ndarray] = TRANSFORMS["none"][1],
     exclude: np.ndarray | None = None,
+    extra: tuple[pd.DataFrame, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, Any, float, float, int]:
     """Fit features and model on one fold's training part; predict its validation part and test.
+
+    ``extra`` (row features and fitted target of extra training rows, e.g. the original data
+    set a synthetic competition was generated from) joins the training part only.
 
     Returns
     -------
@@ -166,9 +170,15 @@ def fit_fold(
         train = train[keep]
     start = time.perf_counter()
     X_tr, X_va, X_te = X.iloc[train], X.iloc[split.valid], X_test
+    y_tr = y_fit[train]
+    if extra is not None:
+        import pandas as pd
+
+        X_tr = pd.concat([X_tr, extra[0]], ignore_index=True)
+        y_tr = np.concatenate([y_tr, extra[1]])
     if features is not None:
         step = clone(features)
-        X_tr = step.fit_transform(X_tr, y_fit[train])
+        X_tr = step.fit_transform(X_tr, y_tr)
         X_va = step.transform(X_va)
         X_te = step.transform(X_te) if X_te is not None else None
     align = CategoricalAligner().fit(X_tr)
@@ -176,9 +186,9 @@ def fit_fold(
     X_te = align.transform(X_te) if X_te is not None else None
     model = clone(estimator)
     if _accepts_eval_set(model):
-        model.fit(X_tr, y_fit[train], eval_set=(X_va[watch], y_fit[split.valid][watch]))
+        model.fit(X_tr, y_tr, eval_set=(X_va[watch], y_fit[split.valid][watch]))
     else:
-        model.fit(X_tr, y_fit[train])
+        model.fit(X_tr, y_tr)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     valid_pred = _predict(model, X_va, task, inverse)
@@ -202,6 +212,7 @@ def cross_validate(
     store: FoldStore | None = None,
     label: str = "model",
     exclude: np.ndarray | None = None,
+    extra: tuple[pd.DataFrame, np.ndarray] | None = None,
 ) -> CVResult:
     """Run the fold loop.
 
@@ -228,11 +239,14 @@ def cross_validate(
     exclude : bool ndarray, optional
         Rows left out of every training part, early-stopping set and the headline score
         (declared outliers); predicted out of fold all the same and scored in ``score_all``.
+    extra : (DataFrame, ndarray), optional
+        Extra training rows and their target (own scale), added to every training part and
+        never validated on.
     """
     import pandas as pd
 
     forward, inverse = TRANSFORMS[target_transform]
-    y_fit = forward(np.asarray(y, dtype=np.float64)) if task == "regression" else np.asarray(y)
+    y_fit = _fit_target(y, task, forward)
     n = len(y)
     n_classes = int(np.max(y)) + 1 if task == "multiclass" else None
     shape = (n, n_classes) if n_classes else (n,)
@@ -260,6 +274,7 @@ def cross_validate(
                 train_mask=train_mask,
                 inverse=inverse,
                 exclude=exclude,
+                extra=None if extra is None else (extra[0], _fit_target(extra[1], task, forward)),
             )
             best = getattr(model, "best_iteration_", None)
             result = FoldResult(
@@ -302,3 +317,76 @@ def cross_validate(
     )
     callback.cv_end(cv)
     return cv
+
+
+def _fit_target(
+    y: np.ndarray, task: str, forward: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    return forward(np.asarray(y, dtype=np.float64)) if task == "regression" else np.asarray(y)
+
+
+def cross_validate_targets(
+    estimator: Any,
+    X: pd.DataFrame,
+    Y: np.ndarray,
+    folds: Folds,
+    *,
+    metric: Metric,
+    stores: list[FoldStore] | None = None,
+    label: str = "model",
+    callback: Callback = NULL,
+    **kwargs: Any,
+) -> CVResult:
+    """Several targets (multi-label or multi-output), one after another on the same folds.
+
+    Each column of ``Y`` goes through :func:`cross_validate` with its own clone of the model
+    (and its own checkpoint store); the result stacks their predictions column by column, and
+    every score (per fit, overall) is the mean over targets: Kaggle's "mean column-wise"
+    scoring of such competitions.
+    """
+    extra = kwargs.pop("extra", None)
+    results = [
+        cross_validate(
+            estimator,
+            X,
+            Y[:, t],
+            folds,
+            extra=None if extra is None else (extra[0], extra[1][:, t]),
+            metric=metric,
+            label=f"{label} [target {t + 1}/{Y.shape[1]}]",
+            callback=callback,
+            store=stores[t] if stores else None,
+            **kwargs,
+        )
+        for t in range(Y.shape[1])
+    ]
+    fits = []
+    for parts in zip(*(r.folds for r in results), strict=True):
+        first = parts[0]
+        fits.append(
+            FoldResult(
+                first.repeat,
+                first.fold,
+                float(np.mean([p.score for p in parts])),
+                first.n_train,
+                first.n_valid,
+                sum(p.fit_seconds for p in parts),
+                sum(p.predict_seconds for p in parts),
+                None,
+                all(p.restored for p in parts),
+            )
+        )
+    importances = [r.importances for r in results if r.importances is not None]
+    score_all = [r.score_all for r in results]
+    return CVResult(
+        oof=np.column_stack([r.oof for r in results]),  # (n_rows, n_targets)
+        test=np.column_stack([r.test for r in results]) if results[0].test is not None else None,
+        folds=fits,
+        score=float(np.mean([r.score for r in results])),
+        metric=metric.name,
+        importances=sum(importances) / len(importances) if importances else None,
+        early_stopping=any(r.early_stopping for r in results),
+        seconds=sum(r.seconds for r in results),
+        score_all=float(np.mean(score_all)) if all(s is not None for s in score_all) else None,
+        excluded=results[0].excluded,
+    )

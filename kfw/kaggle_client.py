@@ -239,3 +239,45 @@ def list_submissions(kaggle_slug: str) -> list[dict[str, Any]]:
             f"listing the submissions to {kaggle_slug!r} failed: {_reason(exc)}"
         ) from None
     return found
+
+
+# Kaggle's evaluation-metric names (as the competition list reports them) -> kfw's
+KAGGLE_METRICS = {
+    "auc": "roc_auc",
+    "roc auc": "roc_auc",
+    "area under receiver operating characteristic curve": "roc_auc",
+    "logloss": "log_loss",
+    "log loss": "log_loss",
+    "multiclass loss": "log_loss",
+    "categorization accuracy": "accuracy",
+    "accuracy": "accuracy",
+    "accuracy score": "accuracy",
+    "f1 score": "f1",
+    "meanfscore": "f1",
+    "root mean squared error": "rmse",
+    "rmse": "rmse",
+    "root mean squared logarithmic error": "rmsle",
+    "rmsle": "rmsle",
+    "mean absolute error": "mae",
+    "mae": "mae",
+    "r2 score": "r2",
+    "quadratic weighted kappa": "qwk",
+    "map@3": "map@3",
+    "mean average precision @ 3": "map@3",
+}
+
+
+def competition_metric(kaggle_slug: str) -> str | None:
+    """kfw's name of a competition's evaluation metric, from the Kaggle API (None if unknown)."""
+    api = _api()
+    try:
+        with _quiet():
+            response = api.competitions_list(search=kaggle_slug)
+    except Exception as exc:  # the client raises requests/HTTP errors of several kinds
+        raise DataError(f"cannot read the metadata of {kaggle_slug!r}: {_reason(exc)}") from None
+    for competition in getattr(response, "competitions", None) or []:
+        ref = str(getattr(competition, "ref", "")).rstrip("/").rsplit("/", 1)[-1]
+        if ref == kaggle_slug:
+            name = str(getattr(competition, "evaluation_metric", "") or "").strip().lower()
+            return KAGGLE_METRICS.get(name)
+    return None

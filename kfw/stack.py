@@ -20,16 +20,21 @@ predictions for the other folds came from models that saw the held-out fold.)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kfw.cv import TRANSFORMS, cross_validate
-from kfw.errors import ConfigError
+from kfw.errors import ConfigError, KfwError
 from kfw.folds import Folds
-from kfw.metrics import Metric
+from kfw.metrics import Metric, get_metric
+from kfw.progress import NULL, Callback
+
+if TYPE_CHECKING:
+    from kfw.pipeline import Context
 
 _EPS = 1e-15
 METHODS = ("blend", "hillclimb", "rank", "level2")
@@ -303,3 +308,142 @@ def stack(
     if method == "level2":
         return level2(oofs, tests, y, folds, metric, task, target_transform, exclude, level2_model)
     raise ConfigError(f"unknown ensemble method {method!r} (choose from: {', '.join(METHODS)})")
+
+
+def stack_targets(
+    method: str,
+    oofs: list[np.ndarray],
+    tests: list[np.ndarray | None],
+    Y: np.ndarray,
+    *args: Any,
+    **kwargs: Any,
+) -> StackResult:
+    """Several targets: one ensemble per target column, scores averaged over targets."""
+    parts = [
+        stack(
+            method,
+            [o[:, t] for o in oofs],
+            [None if p is None else p[:, t] for p in tests],
+            Y[:, t],
+            *args,
+            **kwargs,
+        )
+        for t in range(Y.shape[1])
+    ]
+
+    def mean(values: list[Any]) -> float | None:
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    return StackResult(
+        method=method,
+        oof=np.column_stack([p.oof for p in parts]),
+        test=None if parts[0].test is None else np.column_stack([p.test for p in parts]),
+        score=float(np.mean([p.score for p in parts])),
+        fold_scores=np.mean([p.fold_scores for p in parts], axis=0).tolist(),
+        score_insample=mean([p.score_insample for p in parts]),
+        score_all=mean([p.score_all for p in parts]),
+        detail={
+            "per_target": [
+                {"weights": None if p.weights is None else p.weights.tolist(), "score": p.score}
+                for p in parts
+            ]
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ensembles as runs
+
+
+def load_members(
+    ctx: Context, records: list[dict[str, Any]]
+) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """Members' out-of-fold and test predictions, refusing runs that cannot be stacked.
+
+    A member must share this competition's fold hash and data hash, and its out-of-fold
+    predictions must cover every validated training row.
+    """
+    from kfw.track import frame_prediction
+
+    spec, d = ctx.spec, ctx.design
+    oofs, tests = [], []
+    for r in records:
+        if r["folds"]["hash"] != ctx.folds.hash:
+            raise KfwError(
+                f"run {r['id']} used other folds ({r['folds']['name']}, {r['folds']['hash']}) than "
+                f"{spec.folds.name} ({ctx.folds.hash}): rerun it before stacking"
+            )
+        if r["data"]["hash"] != ctx.dataset.hash:
+            raise KfwError(
+                f"run {r['id']} was fitted on other data (hash {r['data']['hash']}): rerun it"
+            )
+        frame = ctx.store.frame(r["id"], "oof.parquet")
+        oof = frame_prediction(frame)
+        validated = ctx.folds.validated()
+        if len(frame) != len(d.ids) or not np.array_equal(frame[spec.id].to_numpy(), d.ids):
+            raise KfwError(f"run {r['id']}: its out-of-fold file does not cover the training rows")
+        if np.isnan(oof[validated]).any():
+            raise KfwError(
+                f"run {r['id']}: out-of-fold predictions are incomplete (missing values)"
+            )
+        oofs.append(oof)
+        path = ctx.store.root / r["id"] / "test.parquet"
+        tests.append(
+            frame_prediction(ctx.store.frame(r["id"], "test.parquet")) if path.is_file() else None
+        )
+    return oofs, tests
+
+
+def run_stack(
+    ctx: Context,
+    records: list[dict[str, Any]],
+    method: str = "blend",
+    level2_model: str = "ridge",
+    callback: Callback = NULL,
+) -> dict[str, Any]:
+    """Combine runs of this competition (same folds, same data) into a new run."""
+    from kfw.pipeline import base_record, iso_time, mirror_run, run_files
+    from kfw.stack import stack, stack_targets
+    from kfw.track import config_key
+
+    spec = ctx.spec
+    if len(records) < 2:
+        raise KfwError(f"stacking needs at least two runs, got {len(records)}")
+    oofs, tests = load_members(ctx, records)
+    started = time.time()
+    combine = stack_targets if spec.multi_target else stack
+    result = combine(
+        method, oofs, tests, ctx.design.y, ctx.folds, get_metric(spec.metric), spec.task,
+        spec.target_transform, exclude=ctx.design.exclude, level2_model=level2_model,
+    )  # fmt: skip
+    label = method if method != "level2" else f"level2-{level2_model}"
+    record = base_record(ctx, "ensemble", label)
+    members = [r["id"] for r in records]
+    weights = result.weights.tolist() if result.weights is not None else None
+    record.update(
+        id=ctx.store.new_id(label, config_key({"members": members, "method": label})),
+        method=method,
+        members=members,
+        member_labels=[r["label"] for r in records],
+        weights=dict(zip(members, weights, strict=True)) if weights is not None else None,
+        fold_weights=[w.tolist() for w in result.fold_weights],
+        score=result.score,
+        score_all=result.score_all,
+        mean=float(np.mean(result.fold_scores)),
+        std=float(np.std(result.fold_scores)),
+        fold_scores=[
+            {"repeat": 0, "fold": k, "score": s} for k, s in enumerate(result.fold_scores)
+        ],
+        score_insample=result.score_insample,
+        early_stopping=any(r.get("early_stopping") for r in records),
+        detail=result.detail,
+        seconds=time.time() - started,
+        started=iso_time(started),
+        finished=iso_time(time.time()),
+    )
+    ctx.store.save(record, run_files(ctx, result.oof, result.test, None))
+    record = mirror_run(ctx, record, callback)
+    if weights is not None:
+        shares = ", ".join(f"{r['label']} {w:.3f}" for r, w in zip(records, weights, strict=True))
+        callback.info(f"{label} weights: {shares}")
+    return record

@@ -50,7 +50,10 @@ def build_submission(
     cols = spec.submission.columns
     fmt = spec.submission.format
     frame = pd.DataFrame({spec.id: ids})
-    if spec.task == "regression":
+    if spec.multi_target:
+        for j, target in enumerate(spec.targets):  # (n, n_targets): a probability or a value each
+            frame[target] = pred[:, j]
+    elif spec.task == "regression":
         frame[cols[1]] = pred
     elif fmt == "label":
         index = (pred >= 0.5).astype(int) if pred.ndim == 1 else np.argmax(pred, axis=1)

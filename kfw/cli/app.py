@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kfw.cli import cv, data, runs, submit, writeup
+from kfw.cli import cv, data, new, runs, submit, writeup
 from kfw.cli.common import console, kfw_home
 
 app = typer.Typer(
@@ -73,6 +73,7 @@ def list_models() -> None:
 
 
 app.add_typer(data.app, name="data")
+new.register(app)
 cv.register(app)
 runs.register(app)
 submit.register(app)

@@ -128,7 +128,8 @@ def audit(
     from rich.table import Table
 
     spec = competition(ctx, comp)
-    from kfw.pipeline import audit_competition, prepare
+    from kfw.audit import audit_competition
+    from kfw.pipeline import prepare
 
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress)
@@ -178,8 +179,8 @@ def stack(
     no_wandb: NoWandb = False,
 ) -> None:
     """Ensemble runs that share the fold file; its CV is fitted inside the folds."""
-    from kfw.pipeline import prepare, run_stack
-    from kfw.stack import METHODS
+    from kfw.pipeline import prepare
+    from kfw.stack import METHODS, run_stack
 
     if method not in METHODS:
         raise typer.BadParameter(

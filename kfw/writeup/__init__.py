@@ -123,7 +123,7 @@ def write_writeup(
 
 def _load_data(spec: Competition, kfw_home: Path, callback: Callback) -> tuple[Any, Any]:
     from kfw.data import data_dir, has_data, read_dataset
-    from kfw.pipeline import build_design
+    from kfw.design import build_design
 
     if not has_data(spec, kfw_home):
         callback.warning(f"no data files in {data_dir(kfw_home, spec.slug)}: data sections skipped")

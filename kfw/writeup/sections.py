@@ -204,7 +204,7 @@ def _validation(doc: _Doc, adversarial: bool, threads: int | None, callback: Cal
 
 
 def _features(doc: _Doc) -> list[str]:
-    from kfw.pipeline import load_feature_module
+    from kfw.design import load_feature_module
 
     f = doc.best["features"]
     lines = [f"Feature module `{f['module']}` (source hash `{f['source_hash']}`)."]

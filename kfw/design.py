@@ -1,0 +1,141 @@
+"""From a competition's files to what the fold loop sees: row features, target, the rest.
+
+The row features of the competition's feature module are computed once on train and test
+(and any extra training rows) together, without the target, so nothing computed there can
+carry it; the target is encoded (classes 0..K-1, a binary competition's positive class as
+1); the module's fitted features, training-part filter and declared outliers come along.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kfw.config import Competition
+from kfw.data import Dataset
+from kfw.errors import ConfigError, KfwError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def load_feature_module(spec: Competition) -> ModuleType:
+    """The competition's feature module: ``features.<name>`` or a ``.py`` beside the toml."""
+    if spec.features.endswith(".py"):
+        path = spec.dir / spec.features
+        if not path.is_file():
+            raise ConfigError(
+                f"{spec.dir / 'competition.toml'}: features file {path} does not exist"
+            )
+        module_spec = importlib.util.spec_from_file_location(
+            f"kfw_features_{spec.slug.replace('-', '_')}", path
+        )
+        module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+        module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+    else:
+        try:
+            module = importlib.import_module(f"features.{spec.features}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"features.{spec.features}":
+                raise
+            raise ConfigError(
+                f"{spec.slug}: feature module features/{spec.features}.py does not exist"
+            ) from None
+    if not callable(getattr(module, "row_features", None)):
+        raise ConfigError(f"{module.__name__}: defines no row_features(df)")
+    return module
+
+
+@dataclass
+class Design:
+    """What the fold loop sees: row features, encoded target, the fitted-feature step."""
+
+    X: pd.DataFrame
+    X_test: pd.DataFrame
+    y: np.ndarray
+    classes: np.ndarray | None
+    ids: np.ndarray
+    test_ids: np.ndarray
+    features: Any
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None
+    exclude: np.ndarray | None
+    module: str
+    module_hash: str
+
+
+def build_design(spec: Competition, dataset: Dataset) -> Design:
+    """Apply the row features to train + test (target removed) and encode the target."""
+    import pandas as pd
+
+    module = load_feature_module(spec)
+    train = dataset.train.drop(columns=list(spec.targets))
+    both = pd.concat([train, dataset.test[train.columns]], ignore_index=True)
+    rows = module.row_features(both.copy())
+    if not isinstance(rows, pd.DataFrame) or len(rows) != len(both):
+        raise KfwError(
+            f"{module.__name__}.row_features must return a DataFrame with one row per input row"
+        )
+    rows = rows.drop(columns=[spec.id], errors="ignore").reset_index(drop=True)
+    n = len(train)
+    classes, y = _encode_target(spec, dataset.y)
+    fitted = getattr(module, "fitted_features", None)
+    X = rows.iloc[:n].reset_index(drop=True)
+    exclude = None
+    if callable(getattr(module, "exclude_rows", None)):
+        exclude = np.asarray(module.exclude_rows(X, dataset.y), dtype=bool)
+        if exclude.shape != (n,):
+            raise KfwError(
+                f"{module.__name__}.exclude_rows must return one boolean per training row"
+            )
+    return Design(
+        X=X,
+        X_test=rows.iloc[n:].reset_index(drop=True),
+        y=y,
+        classes=classes,
+        ids=dataset.train[spec.id].to_numpy(),
+        test_ids=dataset.test[spec.id].to_numpy(),
+        features=fitted() if callable(fitted) else None,
+        train_mask=getattr(module, "train_mask", None),
+        exclude=exclude if exclude is not None and exclude.any() else None,
+        module=module.__name__,
+        module_hash=_source_hash(module),
+    )
+
+
+def _encode_target(spec: Competition, raw: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """Classes (None for regression and multi-target) and the target the fold loop fits.
+
+    Classes are encoded 0..K-1 in sorted order; a binary competition's ``positive_class``
+    becomes class 1 (the probability a ``proba`` submission holds).
+    """
+    if spec.task == "regression":
+        return None, raw.astype(np.float64)
+    if spec.multi_target:
+        return None, np.column_stack(
+            [np.unique(raw[:, t], return_inverse=True)[1] for t in range(raw.shape[1])]
+        )
+    classes, y = np.unique(raw, return_inverse=True)
+    positive = spec.positive_class
+    if spec.task == "binary" and positive is not None:
+        if positive not in classes.tolist():
+            raise ConfigError(
+                f"positive_class {positive!r} is not a class of {spec.target!r} ({classes.tolist()})"
+            )
+        if classes[0] == positive:
+            classes, y = classes[::-1], 1 - y
+    return classes, y
+
+
+def _source_hash(module: ModuleType) -> str:
+    """Hash of the feature module's source: an edited module must not resume old folds."""
+    import hashlib
+
+    path = getattr(module, "__file__", None)
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if path else "none"
