@@ -164,42 +164,47 @@ def audit_competition(
     seed = spec.seed if seed is None else seed
     metric = get_metric(spec.metric)
     members = [spec.model(label) for label in labels] if labels else list(spec.models)
+    targets = list(spec.targets)
     results = []
     for m in members:
         estimator = make_estimator(
             m.name, spec.task, m.params, random_state=seed, n_jobs=threads or default_threads()
         )
-
-        def run(y_perm: np.ndarray, estimator: Any = estimator, label: str = m.label) -> np.ndarray:
-            cv = cross_validate(
-                estimator,
-                d.X,
-                y_perm,
-                ctx.folds,
-                metric=metric,
-                task=spec.task,
-                features=d.features,
-                target_transform=spec.target_transform,
-                train_mask=d.train_mask,
-                callback=callback,
-                label=f"{label} (permuted)",
-                exclude=d.exclude,
+        for t, target in enumerate(targets):  # several targets: each audited on its own
+            y = d.y[:, t] if spec.multi_target else d.y
+            extra = (
+                None
+                if d.extra is None
+                else (d.extra[0], d.extra[1][:, t] if spec.multi_target else d.extra[1])
             )
-            return cv.oof
+            label = m.label if not spec.multi_target else f"{m.label} [{target}]"
 
-        results.append(
-            permutation_audit(
-                run,
-                d.y,
-                ctx.folds,
-                metric,
-                spec.task,
-                target_transform=spec.target_transform,
-                n_permutations=n_permutations,
-                seed=seed,
-                tolerance=tolerance or TOLERANCE,
-                label=m.label,
-                exclude=d.exclude,
+            def run(
+                y_perm: np.ndarray,
+                estimator: Any = estimator,
+                label: str = label,
+                extra: Any = extra,
+            ) -> np.ndarray:
+                cv = cross_validate(
+                    estimator, d.X, y_perm, ctx.folds, metric=metric, task=spec.task, features=d.features,
+                    target_transform=spec.target_transform, train_mask=d.train_mask, callback=callback,
+                    label=f"{label} (permuted)", exclude=d.exclude, extra=extra,
+                )  # fmt: skip
+                return cv.oof
+
+            results.append(
+                permutation_audit(
+                    run,
+                    y,
+                    ctx.folds,
+                    metric,
+                    spec.task,
+                    target_transform=spec.target_transform,
+                    n_permutations=n_permutations,
+                    seed=seed,
+                    tolerance=tolerance or TOLERANCE,
+                    label=label,
+                    exclude=d.exclude,
+                )
             )
-        )
     return results

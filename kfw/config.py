@@ -148,6 +148,19 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``30m``, ``2h`` or ``1h30m``."""
+    import re
+
+    parts = re.fullmatch(
+        r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text
+    )
+    if not text.strip() or parts is None or not any(parts.groups()):
+        raise ConfigError(f"duration {text!r} is not like 30m, 2h, 1h30m or 900s")
+    h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + sec
+
+
 # ---------------------------------------------------------------------------------------------
 # the competition spec
 

@@ -68,23 +68,48 @@ class Design:
     exclude: np.ndarray | None
     module: str
     module_hash: str
+    extra: tuple[pd.DataFrame, np.ndarray] | None = None  # extra training rows and their target
+    extra_info: dict[str, Any] | None = None  # where they came from (recorded in every run)
 
 
-def build_design(spec: Competition, dataset: Dataset) -> Design:
-    """Apply the row features to train + test (target removed) and encode the target."""
+def build_design(spec: Competition, dataset: Dataset, extra_train: Path | None = None) -> Design:
+    """Apply the row features to train + test (+ extra rows; target removed), encode the target.
+
+    ``extra_train``: a CSV with train's columns (e.g. the original data set a Playground
+    episode was generated from). Its rows get the row features too, an ``is_extra``
+    indicator column marks them (0 for train and test), and the fold loop adds them to
+    every training part, never to a validation part.
+    """
     import pandas as pd
 
     module = load_feature_module(spec)
     train = dataset.train.drop(columns=list(spec.targets))
-    both = pd.concat([train, dataset.test[train.columns]], ignore_index=True)
+    parts = [train, dataset.test[train.columns]]
+    extra_raw = _read_extra(spec, extra_train, train.columns) if extra_train else None
+    if extra_raw is not None:
+        parts.append(extra_raw[train.columns])
+    both = pd.concat(parts, ignore_index=True)
     rows = module.row_features(both.copy())
     if not isinstance(rows, pd.DataFrame) or len(rows) != len(both):
         raise KfwError(
             f"{module.__name__}.row_features must return a DataFrame with one row per input row"
         )
     rows = rows.drop(columns=[spec.id], errors="ignore").reset_index(drop=True)
-    n = len(train)
+    n, n_test = len(train), len(dataset.test)
+    if extra_raw is not None:
+        rows["is_extra"] = np.r_[np.zeros(n + n_test), np.ones(len(extra_raw))]
     classes, y = _encode_target(spec, dataset.y)
+    extra = extra_info = None
+    if extra_raw is not None:
+        extra = (
+            rows.iloc[n + n_test :].reset_index(drop=True),
+            _encode_extra(spec, extra_raw, classes),
+        )
+        extra_info = {
+            "path": str(extra_train),
+            "rows": len(extra_raw),
+            "hash": _file_hash(Path(extra_train)),
+        }
     fitted = getattr(module, "fitted_features", None)
     X = rows.iloc[:n].reset_index(drop=True)
     exclude = None
@@ -96,7 +121,7 @@ def build_design(spec: Competition, dataset: Dataset) -> Design:
             )
     return Design(
         X=X,
-        X_test=rows.iloc[n:].reset_index(drop=True),
+        X_test=rows.iloc[n : n + n_test].reset_index(drop=True),
         y=y,
         classes=classes,
         ids=dataset.train[spec.id].to_numpy(),
@@ -106,7 +131,59 @@ def build_design(spec: Competition, dataset: Dataset) -> Design:
         exclude=exclude if exclude is not None and exclude.any() else None,
         module=module.__name__,
         module_hash=_source_hash(module),
+        extra=extra,
+        extra_info=extra_info,
     )
+
+
+def _read_extra(spec: Competition, path: Path, columns: Any) -> pd.DataFrame:
+    """The extra training rows: every column of train (and the targets), nothing missing."""
+    from kfw.data import read_csv
+
+    frame = read_csv(Path(path))
+    needed = [c for c in [*columns, *spec.targets] if c != spec.id]
+    lacking = [c for c in needed if c not in frame.columns]
+    if lacking:
+        raise KfwError(
+            f"{path}: extra training rows lack columns of train.csv: {', '.join(map(str, lacking[:5]))}"
+        )
+    if spec.id not in frame.columns:
+        frame[spec.id] = -np.arange(1, len(frame) + 1)  # never an id of train or test
+    bad = frame[list(spec.targets)].isna().any(axis=1)
+    if bad.all():
+        raise KfwError(f"{path}: no extra row has a target")
+    return frame.loc[~bad].reset_index(drop=True)
+
+
+def _encode_extra(spec: Competition, frame: pd.DataFrame, classes: np.ndarray | None) -> np.ndarray:
+    """The extra rows' target on the fold loop's scale (classes as train's codes)."""
+    raw = (
+        frame[list(spec.targets)].to_numpy() if spec.multi_target else frame[spec.target].to_numpy()
+    )
+    if spec.task == "regression":
+        return raw.astype(np.float64)
+    if spec.multi_target:
+        return np.column_stack(
+            [
+                (raw[:, t] == np.sort(np.unique(raw[:, t]))[-1]).astype(int)
+                for t in range(raw.shape[1])
+            ]
+        )
+    codes = {c: i for i, c in enumerate(classes.tolist())}  # type: ignore[union-attr]
+    unknown = sorted({v for v in raw.tolist() if v not in codes}, key=str)
+    if unknown:
+        raise KfwError(f"extra training rows have classes train lacks: {unknown[:5]}")
+    return np.array([codes[v] for v in raw.tolist()])
+
+
+def _file_hash(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:12]
 
 
 def _encode_target(spec: Competition, raw: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:

@@ -64,10 +64,12 @@ def prepare(
     callback: Callback = NULL,
     force_folds: bool = False,
     wandb: bool = True,
+    extra_train: Path | None = None,
 ) -> Context:
     """Load the data (the open copy when none is present), the folds and the design.
 
     ``wandb=False`` (``--no-wandb``) keeps the runs out of W&B (see :mod:`kfw.wandb_mirror`).
+    ``extra_train`` adds rows to every training part (see :func:`kfw.design.build_design`).
     """
     dataset = load_dataset(spec, kfw_home, callback)
     folds, created = get_folds(
@@ -83,10 +85,20 @@ def prepare(
     )
     state = "computed and saved" if created else "read"
     callback.info(f"folds: {spec.folds.name} ({folds.n_fits} fits, hash {folds.hash}), {state}")
+    design = build_design(spec, dataset, extra_train)
+    if design.extra is not None:
+        callback.info(
+            f"extra training rows: {len(design.extra[1])} from {extra_train}, in every training part only"
+        )
     return Context(
-        spec, kfw_home, dataset, folds, build_design(spec, dataset), RunStore(kfw_home, spec.slug),
+        spec,
+        kfw_home,
+        dataset,
+        folds,
+        design,
+        RunStore(kfw_home, spec.slug),
         Mirror(kfw_home, enabled=wandb),
-    )  # fmt: skip
+    )
 
 
 def base_record(ctx: Context, kind: str, label: str) -> dict[str, Any]:
@@ -102,6 +114,7 @@ def base_record(ctx: Context, kind: str, label: str) -> dict[str, Any]:
         "folds": {"name": spec.folds.name, "hash": ctx.folds.hash, "scheme": asdict(spec.folds)},
         "data": {"hash": ctx.dataset.hash, "source": ctx.dataset.source},
         "features": {"module": ctx.design.module, "source_hash": ctx.design.module_hash},
+        "extra_train": ctx.design.extra_info,
         "excluded_ids": ctx.design.ids[ctx.design.exclude].tolist()
         if ctx.design.exclude is not None
         else [],
@@ -157,7 +170,17 @@ def run_model(
     key = config_key(
         {
             k: record[k]
-            for k in ("label", "model", "params", "seed", "threads", "folds", "data", "features")
+            for k in (
+                "label",
+                "model",
+                "params",
+                "seed",
+                "threads",
+                "folds",
+                "data",
+                "features",
+                "extra_train",
+            )
         }
     )
     started = time.time()
@@ -166,6 +189,7 @@ def run_model(
         features=ctx.design.features, target_transform=spec.target_transform,
         train_mask=ctx.design.train_mask, callback=callback, label=model.label,
         exclude=ctx.design.exclude,
+        extra=ctx.design.extra,
     )  # fmt: skip
     if spec.multi_target:
         partials = [ctx.store.partial(f"{key}-t{t}") for t in range(len(spec.targets))]
@@ -231,12 +255,15 @@ def run_competition(
     overrides: dict[str, Any] | None = None,
     blend_runs: bool = True,
     tuned: bool = False,
+    time_limit: float | None = None,
     callback: Callback = NULL,
 ) -> list[dict[str, Any]]:
     """Run the roster (or the named models) and, for several, the competition's ensemble.
 
     ``tuned`` runs each model with the best parameters ``kfw tune`` saved for it, labelled
-    ``<label>-tuned``.
+    ``<label>-tuned``. ``time_limit`` (seconds): once it has passed, no further member is
+    started (a member already running finishes), and the ensemble is made of what finished,
+    so a valid submission is always written.
     """
     from kfw.registry import make_estimator
 
@@ -254,7 +281,14 @@ def run_competition(
         members = [ModelSpec(members[0].name, {**members[0].params, **overrides}, members[0].alias)]
     for m in members:  # an unknown model or parameter fails before any run is written
         make_estimator(m.name, ctx.spec.task, m.params)
-    records = [run_model(ctx, m, seed=seed, threads=threads, callback=callback) for m in members]
+    started = time.time()
+    records = []
+    for i, m in enumerate(members):
+        if records and time_limit is not None and time.time() - started > time_limit:
+            skipped = ", ".join(x.label for x in members[i:])
+            callback.warning(f"time limit of {time_limit:.0f} s reached: {skipped} not run")
+            break
+        records.append(run_model(ctx, m, seed=seed, threads=threads, callback=callback))
     ensemble = ctx.spec.ensemble
     if blend_runs and len(records) > 1 and ensemble.method != "best":
         from kfw.stack import run_stack

@@ -62,10 +62,12 @@ def build_submission(
         frame[cols[1]] = pred
     else:
         names = [str(c) for c in np.asarray(classes)]
-        if sorted(names) != sorted(cols[1:]):
+        # a class's column is its name, or the target's name and the class (Status_C)
+        column = {c.removeprefix(f"{spec.target}_"): c for c in cols[1:]}
+        if sorted(names) != sorted(column):
             raise DataError(f"submission columns {list(cols[1:])} do not name the classes {names}")
         for j, name in enumerate(names):
-            frame[name] = pred[:, j]
+            frame[column[name]] = pred[:, j]
         frame = frame[list(cols)]
     order = pd.Index(ids).get_indexer(sample[spec.id])
     return frame.iloc[order].reset_index(drop=True) if (order >= 0).all() else frame

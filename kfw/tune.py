@@ -165,7 +165,7 @@ def tune(
         cv = cross_validate(
             estimator, ctx.design.X, ctx.design.y, ctx.folds, metric=metric, task=spec.task,
             features=ctx.design.features, target_transform=spec.target_transform,
-            train_mask=ctx.design.train_mask, exclude=ctx.design.exclude,
+            train_mask=ctx.design.train_mask, exclude=ctx.design.exclude, extra=ctx.design.extra,
             callback=_Pruning(trial, callback), label=f"{model} trial {trial.number}",
         )  # fmt: skip
         trial.set_user_attr("fold_scores", [f.score for f in cv.folds])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -121,3 +122,69 @@ def write_files(
     pd.DataFrame({"Id": test["Id"], target: fill}).to_csv(
         folder / "sample_submission.csv", index=False
     )
+
+
+def kaggle_download(
+    folder: Path, kind: str, n_train: int = 300, n_test: int = 120, seed: int = 0
+) -> Path:
+    """Files as a Playground download has them: odd column names, empty cells, ids from 1000,
+    string targets, test categories unseen in train. ``kind``: binary-label, binary-proba,
+    multiclass-label, multiclass-proba, regression, multi-target."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    frame = pd.DataFrame(
+        {
+            "row id": np.arange(1000, 1000 + n),
+            "loan-amount": rng.lognormal(8, 1, n).round(2),
+            "credit score": rng.integers(300, 850, n).astype(float),
+            "emp.length": rng.choice(["<1", "1-3", "3-5", "5+"], n),
+            "region": rng.choice([f"r{i}" for i in range(12)], n),
+            "city": rng.choice([f"city_{i}" for i in range(400)], n),
+            "opened": pd.Timestamp("2020-01-01")
+            + pd.to_timedelta(rng.integers(0, 900, n), unit="D"),
+        }
+    )
+    frame["opened"] = frame["opened"].dt.strftime("%Y-%m-%d")
+    for col in ("loan-amount", "emp.length", "region"):
+        frame.loc[rng.random(n) < 0.05, col] = np.nan
+    frame.loc[n_train + rng.choice(n_test, 5, replace=False), "region"] = "r-new"  # unseen in train
+    signal = (
+        (np.log(frame["loan-amount"].fillna(3000)) - 8)
+        + (frame["credit score"] - 575) / 150
+        + (frame["region"] == "r1")
+    )
+    noise = rng.normal(size=n)
+    id_col = "row id"
+    sample_cols: dict[str, Any] = {}
+    if kind.startswith("binary"):
+        frame["approved"] = np.where(signal + noise > 0, "Yes", "No")
+        sample_cols["approved"] = "No" if kind == "binary-label" else 0.5
+    elif kind.startswith("multiclass"):
+        frame["grade"] = np.array(["A", "B", "C"])[np.digitize(signal + noise, [-0.7, 0.7])]
+        if kind == "multiclass-label":
+            sample_cols["grade"] = "B"
+        else:
+            sample_cols.update({f"grade_{c}": 1 / 3 for c in "ABC"})
+    elif kind == "regression":
+        frame["price"] = np.exp(10 + 0.5 * signal + 0.2 * noise).round(2)
+        sample_cols["price"] = 20000.0
+    elif kind == "multi-target":
+        frame["default"] = (signal + noise > 0.5).astype(int)
+        frame["late"] = (signal + rng.normal(size=n) > -0.5).astype(int)
+        sample_cols.update({"default": 0.5, "late": 0.5})
+    else:
+        raise ValueError(kind)
+    targets = [
+        c
+        for c in frame.columns
+        if c
+        not in ("row id", "loan-amount", "credit score", "emp.length", "region", "city", "opened")
+    ]
+    train = frame.iloc[:n_train].reset_index(drop=True)
+    test = frame.iloc[n_train:].drop(columns=targets).reset_index(drop=True)
+    sample = pd.DataFrame({id_col: test[id_col], **{k: v for k, v in sample_cols.items()}})
+    folder.mkdir(parents=True, exist_ok=True)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    sample.to_csv(folder / "sample_submission.csv", index=False)
+    return folder

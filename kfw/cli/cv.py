@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,9 +38,16 @@ def cv(
         bool, typer.Option("--tuned", help="Use the parameters `kfw tune` saved.")
     ] = False,
     no_wandb: NoWandb = False,
+    time_limit: Annotated[
+        str | None, typer.Option(help="Start no further model after this long (30m, 2h, 900s).")
+    ] = None,
+    extra_train: Annotated[
+        Path | None,
+        typer.Option(help="Extra training rows (a CSV with train's columns): training parts only."),
+    ] = None,
 ) -> None:
     """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
-    from kfw.config import parse_override
+    from kfw.config import parse_duration, parse_override
 
     # checked before the heavy import of the pipeline: a typo fails in a fraction of a second
     spec = competition(ctx, comp)
@@ -47,7 +55,8 @@ def cv(
     from kfw.pipeline import prepare, run_competition
 
     progress = RichProgress()
-    context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
+    limit = parse_duration(time_limit) if time_limit else None
+    context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb, extra_train=extra_train)
     records = run_competition(
         context,
         model,
@@ -56,6 +65,7 @@ def cv(
         overrides=overrides,
         blend_runs=not no_blend,
         tuned=tuned,
+        time_limit=limit,
         callback=progress,
     )
     last = records[-1]
