@@ -272,6 +272,8 @@ class Competition:
     seed: int = 42
     description: str = ""
     positive_class: Any = None
+    deadline: str = ""  # the final submission deadline, ISO date (kfw campaign counts down)
+    daily_submissions: int = 5  # Kaggle's limit of submissions per UTC day
     dir: Path = Path(".")
 
     @property

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kfw.cli import cv, data, new, runs, submit, writeup
+from kfw.cli import campaign, cv, data, new, runs, submit, writeup
 from kfw.cli.common import console, kfw_home
 
 app = typer.Typer(
@@ -77,4 +77,5 @@ new.register(app)
 cv.register(app)
 runs.register(app)
 submit.register(app)
+campaign.register(app)
 writeup.register(app)
