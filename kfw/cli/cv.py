@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -133,8 +133,11 @@ def audit(
     ] = None,
     seed: Seed = None,
     threads: Threads = None,
+    adversarial: Annotated[
+        bool, typer.Option("--adversarial/--no-adversarial", help="Also compare train with test.")
+    ] = True,
 ) -> None:
-    """Rerun each model's pipeline on the target permuted within folds: it must score at chance."""
+    """Permuted-target audit (each model must score at chance) and train-vs-test drift."""
     from rich.table import Table
 
     spec = competition(ctx, comp)
@@ -173,8 +176,33 @@ def audit(
     console().print(
         f"skill = share of the way from chance to a perfect score; a leak is flagged above {results[0].tolerance}"
     )
+    if adversarial:
+        _adversarial(context, threads)
     if any(a.leak for a in results):
         raise typer.Exit(3)
+
+
+def _adversarial(context: Any, threads: int | None) -> None:
+    """Adversarial validation: can a model tell the training rows from the test rows?"""
+    from kfw.adversarial import adversarial_validation
+    from kfw.pipeline import default_threads
+
+    d = context.design
+    result = adversarial_validation(
+        d.X, d.X_test, seed=context.spec.seed, threads=threads or default_threads()
+    )
+    verdict = (
+        "train and test look alike"
+        if result.auc < 0.6
+        else "train and test differ: a CV may not transfer"
+    )
+    console().print(
+        f"adversarial validation: train-vs-test AUC {result.auc:.3f} ({verdict})", highlight=False
+    )
+    top = result.drift.head(5)
+    if result.auc >= 0.6 and len(top):
+        shown = ", ".join(f"{r.column} (AUC {r.auc:.2f})" for r in top.itertuples())
+        console().print(f"drifting columns: {shown}", highlight=False)
 
 
 def stack(

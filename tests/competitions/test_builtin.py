@@ -66,6 +66,7 @@ def test_builtin_audit_is_at_chance_on_the_open_copy(home):
     )
     assert result.exit_code == 0, result.output
     assert "at chance" in result.output and "LEAK" not in result.output
+    assert "adversarial validation: train-vs-test AUC" in result.output
 
 
 @pytest.mark.shared
