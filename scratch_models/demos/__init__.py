@@ -1,0 +1,1 @@
+"""Runnable demonstrations of the from-scratch models (may use scikit-learn and matplotlib)."""
