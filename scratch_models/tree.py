@@ -7,9 +7,11 @@ grow a binary tree greedily. At a node t of weight N_t (N at the root), every cu
     dI = N_t / N * (I(t) - N_tL / N_t * I(t_L) - N_tR / N_t * I(t_R)),
 
 with I the Gini index 1 - sum_k p_k^2, the entropy -sum_k p_k log2 p_k, or the variance of y.
-Update rule: at each node, sort the rows once per candidate feature, take cumulative class
-counts (or sums of y) along that order, and score every cut between two distinct values in one
-vectorised pass; the best cut's threshold is the midpoint of its two values. Recurse depth first
+Update rule: sort the rows by every feature once, at the root; a node keeps, per feature, its
+own rows in that order (a split partitions each order stably, which keeps it sorted). At each
+node take cumulative class counts (or sums of y) along the candidate features' orders and score
+every cut between two distinct values in one vectorised pass; the best cut's threshold is the
+midpoint of its two values. Recurse depth first
 until a node is pure, too small, too deep, or its best decrease is under
 ``min_impurity_decrease``. Leaves predict class frequencies (classifier) or the mean (regressor).
 
@@ -133,10 +135,13 @@ class _BaseTree(BaseEstimator):
         t = Tree(np.full(cap, LEAF), np.full(cap, LEAF), np.full(cap, -1), np.full(cap, -2.0),
                  np.zeros((cap, stats.shape[1])), np.zeros(cap), np.zeros(cap))  # fmt: skip
         root = np.arange(len(w))
-        stack = [(root, 0, -1, True, *sums(root))]  # (rows, depth, parent, is_left, w, stats, imp)
-        W, count = stack[0][4], 0
+        # (p, n): each feature's rows in ascending order of its values, ties by row (stable)
+        order = np.argsort(X, axis=0, kind="stable").T
+        stack = [(root, order, 0, -1, True, *sums(root))]
+        W, count = stack[0][5], 0  # (rows, order, depth, parent, is_left, w, stats, imp)
+        go_left = np.zeros(len(w), dtype=bool)
         while stack:
-            rows, depth, parent, is_left, wn, tot, imp = stack.pop()
+            rows, order, depth, parent, is_left, wn, tot, imp = stack.pop()
             node, count = count, count + 1
             if parent >= 0:
                 (t.children_left if is_left else t.children_right)[parent] = node
@@ -144,35 +149,51 @@ class _BaseTree(BaseEstimator):
             m = len(rows)
             if depth >= max_depth or m < split_min or m < 2 * leaf_min or imp <= EPSILON:
                 continue
-            split = self._best_split(X, stats, w, rows, tot, wn, leaf_min, rng)
+            split = self._best_split(X, stats, w, rows, order, tot, wn, leaf_min, rng)
             if split is None:
                 continue
-            f, thr, left, right = split
+            f, thr = split
+            to_left = X[rows, f] <= thr  # (m,)
+            left, right = rows[to_left], rows[~to_left]
             (w_l, s_l, imp_l), (w_r, s_r, imp_r) = sums(left), sums(right)
             decrease = wn / W * (imp - w_r / wn * imp_r - w_l / wn * imp_l)  # dI
             if decrease + EPSILON < self.min_impurity_decrease:
                 continue
             t.feature[node], t.threshold[node] = f, thr
-            stack.append((right, depth + 1, node, False, w_r, s_r, imp_r))
-            stack.append((left, depth + 1, node, True, w_l, s_l, imp_l))  # popped first
+            go_left[left] = True  # partition every feature's order, each stays sorted
+            in_left = go_left[order]  # (p, m)
+            go_left[left] = False
+            p_l = order[in_left].reshape(p, len(left))
+            p_r = order[~in_left].reshape(p, len(right))
+            stack.append((right, p_r, depth + 1, node, False, w_r, s_r, imp_r))
+            stack.append((left, p_l, depth + 1, node, True, w_l, s_l, imp_l))  # popped first
         self.tree_ = Tree(*(a[:count] for a in vars(t).values()))
         self.feature_importances_ = self.tree_.importances(p)
 
-    def _best_split(self, X, stats, w, rows, tot, wn, leaf_min, rng):
-        """Best (feature, threshold, left rows, right rows) of a node, or None.
+    def _best_split(self, X, stats, w, rows, order, tot, wn, leaf_min, rng):
+        """Best (feature, threshold) of a node, or None; ``order`` (p, m) holds its rows sorted
+        by each feature.
 
         Like scikit-learn, visit the features in a random order: the first ``max_features``,
         then more one at a time only while every visited feature was constant."""
         m, p = len(rows), X.shape[1]
-        s_n, w_n = stats[rows], w[rows]  # (m, K), (m,)
+        k, perm = self.max_features_, rng.permutation(p)
+        if m == 2:  # half the nodes of a deep tree: every cut is the same one, so the first
+            pair = X[rows].astype(np.float64)  # feature (in visiting order) that varies wins
+            lo, hi = pair.min(0), pair.max(0)
+            varying = perm[(hi > lo + FEATURE_THRESHOLD)[perm]]
+            return (
+                None
+                if varying.size == 0
+                else (varying[0], lo[varying[0]] / 2.0 + hi[varying[0]] / 2.0)
+            )
         n_left = np.arange(1, m)[:, None]  # (m-1, 1) rows left of each cut
         size_ok = (n_left >= leaf_min) & (m - n_left >= leaf_min)  # (m-1, 1)
-        block = max(1, BLOCK_CELLS // (m * s_n.shape[1]))  # features per vectorised pass
-        k, perm = self.max_features_, rng.permutation(p)
+        block = max(1, BLOCK_CELLS // (m * stats.shape[1]))  # features per vectorised pass
         visited, any_varies, best = 0, False, (-np.inf, None, None)
         while visited < p and (visited < k or not any_varies):
             feats = perm[visited : visited + min(block, k - visited if visited < k else k)]
-            score, thr, varies = self._scan(X[rows[:, None], feats], s_n, w_n, tot, wn, size_ok)
+            score, thr, varies = self._scan(X, stats, w, order[feats].T, feats, tot, wn, size_ok)
             if visited >= k:  # past max_features only the first non-constant feature counts
                 keep = np.flatnonzero(varies)[:1]
                 feats, score, thr = feats[keep], score[keep], thr[keep]
@@ -181,25 +202,22 @@ class _BaseTree(BaseEstimator):
             if score.size and score.max() > best[0]:
                 j = int(score.argmax())  # the first best feature in visiting order
                 best = (score[j], feats[j], thr[j])
-        if best[1] is None:
-            return None
-        go_left = X[rows, best[1]] <= best[2]  # (m,)
-        return best[1], best[2], rows[go_left], rows[~go_left]
+        return None if best[1] is None else (best[1], best[2])
 
-    def _scan(self, xv, s_n, w_n, tot, wn, size_ok):
-        """Score every cut of each column of xv (m, f) by scikit-learn's proxy of dI: the best
-        score (f,), its threshold (f,), and whether the feature varies (f,)."""
-        order = np.argsort(xv, axis=0, kind="stable")  # (m, f)
-        cols = np.arange(xv.shape[1])  # (f,)
-        xs = xv[order, cols].astype(np.float64)  # (m, f) sorted values
-        w_left = np.cumsum(w_n[order], axis=0)[:-1]  # (m-1, f)
+    def _scan(self, X, stats, w, sorted_rows, feats, tot, wn, size_ok):
+        """Score every cut of each feature in ``feats`` (f,), whose rows ``sorted_rows`` (m, f)
+        are in ascending order of its values, by scikit-learn's proxy of dI: the best score
+        (f,), its threshold (f,), and whether the feature varies (f,)."""
+        cols = np.arange(len(feats))  # (f,)
+        xs = X[sorted_rows, feats].astype(np.float64)  # (m, f) sorted values
+        w_left = np.cumsum(w[sorted_rows], axis=0)[:-1]  # (m-1, f)
         w_right = wn - w_left
         if self.criterion == "squared_error":  # sum_L^2 / w_L + sum_R^2 / w_R
-            s_left = np.cumsum(s_n[:, 0][order], axis=0)[:-1]  # (m-1, f): one statistic, 2-d
+            s_left = np.cumsum(stats[:, 0][sorted_rows], axis=0)[:-1]  # (m-1, f): 2-d
             s_right = tot[0] - s_left
             proxy = s_left * s_left / w_left + s_right * s_right / w_right
         else:  # -(w_L * I_L + w_R * I_R)
-            s_left = np.cumsum(s_n[order], axis=0)[:-1]  # (m-1, f, K)
+            s_left = np.cumsum(stats[sorted_rows], axis=0)[:-1]  # (m-1, f, K)
             s_right = tot - s_left
             proxy = -w_right * impurity(self.criterion, w_right, s_right)
             proxy -= w_left * impurity(self.criterion, w_left, s_left)
