@@ -239,6 +239,9 @@ class Competition:
         ``binary`` / ``multiclass`` / ``regression`` and a name from :mod:`kfw.metrics`.
     id : str
         The id column (train, test and submission).
+    row_ids : bool
+        The id is no column of train or test: each file's rows are numbered 1, 2, ... in file
+        order (Digit Recognizer's ``ImageId``); kfw adds the column when it reads them.
     target : str or list of str
         The training target; several for a multi-target competition (each binary or each
         regression, fitted one at a time on the same folds, scored by the mean of the metric).
@@ -268,6 +271,7 @@ class Competition:
     models: tuple[ModelSpec, ...]
     ensemble: EnsembleSpec = dataclasses.field(default_factory=EnsembleSpec)
     target_transform: Literal["none", "log1p"] = "none"
+    row_ids: bool = False
     unseen_categories: Literal["missing", "error"] = "missing"
     seed: int = 42
     description: str = ""

@@ -232,10 +232,23 @@ def read_dataset(spec: Competition, folder: Path, report: Callback = NULL) -> Da
     train = read_csv(folder / f.train)
     test = read_csv(folder / f.test)
     sample = read_csv(folder / f.sample_submission)
+    if spec.row_ids:
+        _number_rows(spec, folder / f.train, train)
+        _number_rows(spec, folder / f.test, test)
     validate(spec, folder, train, test, sample, report)
     digest = _hash_files([folder / f.train, folder / f.test, folder / f.sample_submission])
     y = train[list(spec.targets)].to_numpy() if spec.multi_target else train[spec.target].to_numpy()
     return Dataset(spec, train, test, sample, y, read_source(folder), digest, folder)
+
+
+def _number_rows(spec: Competition, path: Path, frame: pd.DataFrame) -> None:
+    """``row_ids``: the id is the row number from 1, inserted in place as the first column."""
+    if spec.id in frame.columns:
+        raise DataError(
+            f"{path}: has a column {spec.id!r}, but the spec says row_ids = true "
+            "(the id is the row number)"
+        )
+    frame.insert(0, spec.id, np.arange(1, len(frame) + 1))
 
 
 def has_data(spec: Competition, kfw_home: Path) -> bool:

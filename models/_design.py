@@ -39,9 +39,10 @@ def design(
     ----------
     one_hot : bool
         One-hot categories (linear models) or code them as integers (trees).
-    scale : {"standard", "robust"} or None
+    scale : {"standard", "robust", "none"} or None
         Median-impute, then standardise numeric columns (mean / sd, or median / IQR, which
-        outliers move less) for penalised linear models; None leaves them as they are.
+        outliers move less) for penalised linear models; ``"none"`` median-imputes only (the
+        features are on a common scale already, e.g. pixels / 255); None leaves them as they are.
     min_frequency : int, optional
         Categories rarer than this in the training part share one column.
     """
@@ -58,8 +59,9 @@ def design(
         )
     num_steps: list[Any] = []
     if scale is not None:
-        scaler = {"standard": StandardScaler, "robust": RobustScaler}[scale]
-        num_steps = [SimpleImputer(strategy="median", keep_empty_features=True), scaler()]
+        num_steps = [SimpleImputer(strategy="median", keep_empty_features=True)]
+        if scale != "none":
+            num_steps.append({"standard": StandardScaler, "robust": RobustScaler}[scale]())
     numeric: Any = make_pipeline(*num_steps) if num_steps else "passthrough"
     parts = [("num", numeric, nums)]
     if cats:

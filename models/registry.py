@@ -88,10 +88,12 @@ _SCRATCH = {
     "scratch-hgb": "second-order histogram gradient boosting, from scratch",
     "scratch-knn": "k-nearest neighbours, from scratch",
     "scratch-svc": "support vector classifier by SMO, from scratch",
+    "scratch-mlp": "multilayer perceptron (batch norm, dropout, Adam), from scratch",
 }
 _TASKS = {
     "scratch-logreg": "c",
     "scratch-svc": "c",
+    "scratch-mlp": "c",
     "scratch-linear": "r",
     "scratch-ridge": "r",
     "scratch-lasso": "r",

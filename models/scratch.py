@@ -4,6 +4,11 @@ The scratch models take numeric arrays, as scikit-learn's do; here they sit behi
 design matrix as kfw's scikit-learn models (:func:`models._design.design`: categories one-hot
 or ordinal-coded, numbers median-imputed and standardised, all fitted on the training part),
 so ``kfw cv titanic --model scratch-gbm`` runs on the same folds as LightGBM.
+
+Besides the estimator's own parameters a roster entry may set ``scaler`` (as the linear
+wrappers spell it): ``"standard"`` (the default), ``"robust"``, or ``"none"`` for features
+already on one scale (pixels / 255, which per-column standardising would blow up wherever a
+pixel is almost always blank).
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ class _Prepared(TabularModel):
         Cloned and fitted on the design matrix.
     one_hot : bool
         One-hot categories (linear models, neighbours, SVMs) or code them as integers (trees).
-    scale : {"standard", "robust"}
-        Numbers are median-imputed and scaled (trees do not care; the others need it).
+    scale : {"standard", "robust", "none"}
+        Numbers are median-imputed and scaled (trees do not care; the others need it), or
+        only imputed (``"none"``).
     """
 
     def __init__(
@@ -80,20 +86,25 @@ def _factory(path: str, classifier: bool, one_hot: bool) -> Any:
     def make(params: dict[str, Any], random_state: int = 0, n_jobs: int = 1) -> Any:
         module, name = path.split(":")
         cls = getattr(importlib.import_module(module), name)
+        params = dict(params)
+        scale = params.pop("scaler", "standard")  # the design matrix's, not the estimator's
+        if scale not in SCALERS:
+            raise ConfigError(f"scaler must be one of {', '.join(SCALERS)}, got {scale!r}")
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
         unknown = sorted(set(params) - accepted)
         if unknown:
-            raise ConfigError(
-                f"{name} has no parameter {unknown[0]!r} (it takes: {', '.join(sorted(accepted))})"
-            )
+            takes = ", ".join(sorted([*accepted, "scaler"]))
+            raise ConfigError(f"{name} has no parameter {unknown[0]!r} (it takes: {takes})")
         if "random_state" in accepted:
             params = {"random_state": random_state, **params}
         wrapper = PreparedClassifier if classifier else PreparedRegressor
-        return wrapper(cls(**params), one_hot=one_hot)
+        return wrapper(cls(**params), one_hot=one_hot, scale=scale)
 
     make.__name__ = f"make_{path.rsplit(':', 1)[1]}"
     return make
 
+
+SCALERS = ("standard", "robust", "none")
 
 # name -> (regressor class, classifier class, one-hot?)
 SCRATCH = {
@@ -128,6 +139,7 @@ SCRATCH = {
         True,
     ),
     "scratch-svc": (None, "scratch_models.svm:SVC", True),
+    "scratch-mlp": (None, "scratch_models.mlp:MLPClassifier", True),
 }
 
 # module-level factories, so the registry can name them as "models.scratch:<attribute>"

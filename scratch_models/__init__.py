@@ -18,6 +18,7 @@ from scratch_models.hist_gradient_boosting import (
 from scratch_models.kmeans import KMeans
 from scratch_models.linear_regression import LinearRegression
 from scratch_models.logistic import LogisticRegression
+from scratch_models.mlp import MLPClassifier
 from scratch_models.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from scratch_models.pca import PCA
 from scratch_models.ridge import Ridge
@@ -40,6 +41,7 @@ __all__ = [
     "Lasso",
     "LinearRegression",
     "LogisticRegression",
+    "MLPClassifier",
     "RandomForestClassifier",
     "RandomForestRegressor",
     "Ridge",

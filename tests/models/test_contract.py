@@ -23,6 +23,7 @@ FAST = {
     "scratch-gbm": {"n_estimators": 30},
     "scratch-hgb": {"max_iter": 30},
     "scratch-tree": {"max_depth": 6},
+    "scratch-mlp": {"hidden_layer_sizes": (16,), "max_iter": 40, "learning_rate_init": 0.01},
     # sklearn's checks tune alpha for its own Lasso / ElasticNet by name; ours need it set
     "scratch-lasso": {"alpha": 0.01},
     "scratch-elasticnet": {"alpha": 0.01},

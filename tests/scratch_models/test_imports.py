@@ -55,6 +55,7 @@ def test_the_public_names_mirror_scikit_learn():
     import sklearn.ensemble
     import sklearn.linear_model
     import sklearn.neighbors
+    import sklearn.neural_network
     import sklearn.svm
     import sklearn.tree
 
@@ -63,6 +64,7 @@ def test_the_public_names_mirror_scikit_learn():
         sklearn.tree,
         sklearn.ensemble,
         sklearn.neighbors,
+        sklearn.neural_network,
         sklearn.cluster,
         sklearn.decomposition,
         sklearn.svm,
