@@ -83,19 +83,23 @@ def build_design(spec: Competition, dataset: Dataset, extra_train: Path | None =
     import pandas as pd
 
     module = load_feature_module(spec)
-    train = dataset.train.drop(columns=list(spec.targets))
-    parts = [train, dataset.test[train.columns]]
-    extra_raw = _read_extra(spec, extra_train, train.columns) if extra_train else None
+    columns = [c for c in dataset.train.columns if c not in spec.targets]
+    parts = [dataset.train[columns], dataset.test[columns]]
+    extra_raw = _read_extra(spec, extra_train, columns) if extra_train else None
     if extra_raw is not None:
-        parts.append(extra_raw[train.columns])
+        parts.append(extra_raw[columns])
+    n, n_test, n_all = len(dataset.train), len(dataset.test), sum(len(p) for p in parts)
+    # the one copy of the raw rows handed to row_features (nothing else holds it: a million
+    # rows of strings are the largest thing kfw ever has in memory)
     both = pd.concat(parts, ignore_index=True)
-    rows = module.row_features(both.copy())
-    if not isinstance(rows, pd.DataFrame) or len(rows) != len(both):
+    del parts
+    rows = module.row_features(both)
+    del both
+    if not isinstance(rows, pd.DataFrame) or len(rows) != n_all:
         raise KfwError(
             f"{module.__name__}.row_features must return a DataFrame with one row per input row"
         )
     rows = rows.drop(columns=[spec.id], errors="ignore").reset_index(drop=True)
-    n, n_test = len(train), len(dataset.test)
     if extra_raw is not None:
         rows["is_extra"] = np.r_[np.zeros(n + n_test), np.ones(len(extra_raw))]
     classes, y = _encode_target(spec, dataset.y)

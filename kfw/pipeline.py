@@ -8,6 +8,7 @@ Each model becomes a run in the store; the roster's runs are blended into one mo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -86,6 +87,9 @@ def prepare(
     state = "computed and saved" if created else "read"
     callback.info(f"folds: {spec.folds.name} ({folds.n_fits} fits, hash {folds.hash}), {state}")
     design = build_design(spec, dataset, extra_train)
+    # from here on the design holds the rows: drop the raw frames (on a million-row
+    # competition they are the largest objects in memory), keep their columns and dtypes
+    dataset = dataclasses.replace(dataset, train=dataset.train.head(0), test=dataset.test.head(0))
     if design.extra is not None:
         callback.info(
             f"extra training rows: {len(design.extra[1])} from {extra_train}, in every training part only"

