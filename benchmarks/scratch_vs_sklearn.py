@@ -5,7 +5,7 @@ Same data, same parameters, both in this one run, each timed as the best of ``--
 Targets on 2 cores: the tree at most 5x scikit-learn's fit time on 20,000 x 20, the
 histogram booster at most 5x on 100,000 x 20, the lasso path at most 3x.
 
-    .venv/bin/python benchmarks/scratch_vs_sklearn.py [--repeats 3] [--quick]
+    .venv/bin/python benchmarks/scratch_vs_sklearn.py [--repeats 3] [--quick] [--only tree]
 """
 
 from __future__ import annotations
@@ -147,9 +147,12 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="20,000 rows for the histogram booster"
     )
+    parser.add_argument("--only", help="just the estimators whose name contains this text")
     args = parser.parse_args()
     rows = []
     for name, kind, n, mine, theirs in cases(args.quick):
+        if args.only and args.only not in name:
+            continue
         X, y, Xt, yt = data(kind, n)
         fit_s, _ = best_of(args.repeats, lambda theirs=theirs, X=X, y=y: theirs.fit(X, y))
         fit_o, _ = best_of(args.repeats, lambda mine=mine, X=X, y=y: mine.fit(X, y))
@@ -168,9 +171,15 @@ def main() -> None:
         )
         print(".", end="", flush=True)
     X, y, _, _ = data("regression", 2_000, 50)
+    if args.only and args.only not in "lasso path":
+        return report(rows)
     path_s, _ = best_of(args.repeats, lambda: sklearn.linear_model.lasso_path(X, y, alphas=100))
     path_o, _ = best_of(args.repeats, lambda: ours.lasso_path(X, y, n_alphas=100))
     rows.append(("lasso path", 2_000, path_o, path_s, float("nan"), float("nan"), 0.0))
+    report(rows)
+
+
+def report(rows: list[tuple]) -> None:
     print()
     print(
         f"{'estimator':<42}{'rows':>8}{'fit ours':>10}{'fit sk':>9}{'ratio':>7}{'pred ratio':>11}{'quality Δ':>11}  target"
