@@ -195,16 +195,21 @@ def run_model(
         exclude=ctx.design.exclude,
         extra=ctx.design.extra,
     )  # fmt: skip
-    if spec.multi_target:
-        partials = [ctx.store.partial(f"{key}-t{t}") for t in range(len(spec.targets))]
-        cv = cross_validate_targets(
-            estimator, ctx.design.X, ctx.design.y, ctx.folds, stores=partials, **common
-        )
-    else:
-        partials = [ctx.store.partial(key)]
-        cv = cross_validate(
-            estimator, ctx.design.X, ctx.design.y, ctx.folds, store=partials[0], **common
-        )
+    # BLAS (NumPy's matrix products: linear and from-scratch models) gets the run's thread
+    # count too, so that KFW_THREADS=1 really means one thread per fit
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads, user_api="blas"):
+        if spec.multi_target:
+            partials = [ctx.store.partial(f"{key}-t{t}") for t in range(len(spec.targets))]
+            cv = cross_validate_targets(
+                estimator, ctx.design.X, ctx.design.y, ctx.folds, stores=partials, **common
+            )
+        else:
+            partials = [ctx.store.partial(key)]
+            cv = cross_validate(
+                estimator, ctx.design.X, ctx.design.y, ctx.folds, store=partials[0], **common
+            )
     record["id"] = ctx.store.new_id(model.label, key)
     record.update(_scores(cv), started=iso_time(started), finished=iso_time(time.time()))
     importances = (

@@ -25,9 +25,39 @@ def test_roster_and_blend_for_every_task(home, task):
         assert len(preds) == (3 if task == "multiclass" else 1)
         assert not oof[preds].isna().any().any()
         sub = ctx.store.frame(record["id"], "submission.csv")
-        validate_submission(ctx.spec, sub, ctx.dataset.sample, np.array(record["classes"]) if record["classes"] else None)
+        validate_submission(
+            ctx.spec,
+            sub,
+            ctx.dataset.sample,
+            np.array(record["classes"]) if record["classes"] else None,
+        )
     if task == "multiclass":
         proba = ctx.store.frame(records[0]["id"], "test.parquet").filter(like="pred_")
         np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     if task != "regression":
-        assert set(pd.read_csv(home / "data" / "synth" / "train.csv")["target"]) >= set(sub["target"])
+        assert set(pd.read_csv(home / "data" / "synth" / "train.csv")["target"]) >= set(
+            sub["target"]
+        )
+
+
+def test_a_run_holds_blas_to_its_thread_count(home, monkeypatch):
+    """KFW_THREADS=1 must mean one thread for the NumPy products inside a fit, too."""
+    from threadpoolctl import threadpool_info
+
+    from kfw.config import ModelSpec
+    from kfw.pipeline import run_model
+    from kfw.registry import make_estimator
+
+    make_competition(home, task="regression", models=("ridge",))
+    ctx = prepare(load_competition("synth", home), home)
+    cls = type(make_estimator("ridge", "regression", {}))
+    seen: list[int] = []
+    real_fit = cls.fit
+
+    def probe_fit(self, *args, **kwargs):  # every fold's clone is of this class
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "fit", probe_fit)
+    run_model(ctx, ModelSpec("ridge"), threads=1)
+    assert len(seen) >= ctx.folds.n_fits and set(seen) == {1}  # each BLAS library loaded
