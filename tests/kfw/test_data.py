@@ -360,3 +360,29 @@ def test_unseen_categories_are_an_error_when_the_spec_says_so(home: Path, tmp_pa
     ):
         import_data(spec, home, src)
     assert list((home / "data").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "late",
+    [
+        "a float after ints",  # polars refuses the sampled types: the whole file is scanned
+        "a word after numbers",
+        "values after an empty stretch",  # a column empty in the sample: its type was a guess
+    ],
+)
+def test_read_csv_gives_pandas_dtypes_whatever_comes_after_the_sampled_rows(tmp_path, late):
+    from kfw.data import SCHEMA_ROWS, read_csv
+
+    n = SCHEMA_ROWS + 50
+    col = pd.Series(np.arange(n), dtype=object)
+    if late == "a float after ints":
+        col.iloc[-1] = 2.5
+    elif late == "a word after numbers":
+        col.iloc[-1] = "seven"
+    else:
+        col.iloc[: SCHEMA_ROWS + 10] = None
+    path = tmp_path / "train.csv"
+    pd.DataFrame({"id": np.arange(n), "x": col, "y": np.ones(n)}).to_csv(path, index=False)
+    ours, theirs = read_csv(path), pd.read_csv(path, low_memory=False)
+    assert list(ours.dtypes) == list(theirs.dtypes)
+    pd.testing.assert_frame_equal(ours, theirs, check_dtype=True)
