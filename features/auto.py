@@ -1,7 +1,7 @@
 """Generic features for any tabular competition, driven by the column roles `kfw new` infers.
 
 Row features (train + test together, no target): numeric columns as floats; categorical
-columns as strings (the fold loop makes them ``category`` with the training part's levels, so
+columns as ``category`` of their strings (the fold loop keeps the training part's levels, so
 the GBMs split on them natively); how often each categorical value occurs over train + test
 (counts carry no target, so computing them on both is not a leak, and they describe the rows
 the model will be applied to); date columns as year, month, day, weekday, day of year and a
@@ -63,7 +63,11 @@ class AutoFeatures:
             out[self._col(col)] = pd.to_numeric(df[col], errors="coerce").astype(float)
         for col in self.roles["categorical"] + self.roles["high_cardinality"]:
             values = df[col]
-            out[self._col(col)] = values.astype(object).where(values.isna(), values.astype(str))
+            # category dtype: one small code per row instead of a Python string (a million
+            # rows of 14 string columns are most of a Playground design's memory otherwise);
+            # the levels here are train + test's, the fold loop keeps the training part's
+            strings = values.astype(object).where(values.isna(), values.astype(str))
+            out[self._col(col)] = strings.astype("category")
         cats = self.roles["categorical"] + self.roles["high_cardinality"]
         if cats:
             counts = count_features(df[cats], cats)

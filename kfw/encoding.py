@@ -46,8 +46,11 @@ class CategoricalAligner(TransformerMixin, BaseEstimator):
         for col, dtype in X.dtypes.items():
             if _is_categorical(dtype):
                 values = X[col].dropna()
-                values = values.astype(str) if not isinstance(dtype, _category_type()) else values
-                self.categories_[col] = sorted(set(values.tolist()), key=str)
+                if isinstance(dtype, _category_type()):  # the levels present, not every row
+                    levels = values.unique().tolist()
+                else:
+                    levels = values.astype(str).unique().tolist()
+                self.categories_[col] = sorted(set(levels), key=str)
         return self
 
     def transform(self, X: Any) -> Any:
@@ -59,11 +62,12 @@ class CategoricalAligner(TransformerMixin, BaseEstimator):
         for col in X.columns:
             if col in self.categories_:
                 values = X[col]
-                if isinstance(values.dtype, pd.CategoricalDtype):
-                    values = values.astype(object)
-                else:
-                    values = values.astype(object).where(values.isna(), values.astype(str))
                 known = self.categories_[col]
+                if isinstance(values.dtype, pd.CategoricalDtype):
+                    # recode the codes: levels outside ``known`` become missing
+                    out[col] = values.cat.set_categories(known).array
+                    continue
+                values = values.astype(object).where(values.isna(), values.astype(str))
                 # unseen values become missing explicitly (pandas will refuse to do it silently)
                 values = values.where(values.isin(known))
                 out[col] = pd.Categorical(values, categories=known)
