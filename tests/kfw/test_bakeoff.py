@@ -11,7 +11,9 @@ from tests.synth import make_competition
 
 
 def test_bakeoff_runs_each_layer_and_writes_table_and_chart(home):
-    make_competition(home, task="regression", models=("ridge",), folds='scheme = "kfold"\nn_splits = 3\nseed = 2')
+    make_competition(
+        home, task="regression", models=("ridge",), folds='scheme = "kfold"\nn_splits = 3\nseed = 2'
+    )
     args = ["--home", str(home), "bakeoff", "synth", "--trials", "2", "-m", "lgbm", "-m", "ridge"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
