@@ -215,8 +215,32 @@ def _encode_target(spec: Competition, raw: np.ndarray) -> tuple[np.ndarray | Non
 
 
 def _source_hash(module: ModuleType) -> str:
-    """Hash of the feature module's source: an edited module must not resume old folds."""
+    """Hash of the feature module's source and of the ``features.*`` helpers it uses (a
+    generated ``features.py`` is two lines over ``features.auto``): an edited module, or an
+    edited helper, must not resume old folds."""
     import hashlib
+    import sys
 
     path = getattr(module, "__file__", None)
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if path else "none"
+    if not path:
+        return "none"
+    helpers = {_defined_in(v) for v in vars(module).values()} - {module.__name__, None}
+    used = sorted(
+        Path(sys.modules[name].__file__)
+        for name in helpers
+        if name.startswith("features.") and getattr(sys.modules.get(name), "__file__", None)
+    )
+    files = [Path(path), *used]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _defined_in(value: object) -> str | None:
+    """The module a global of a feature module comes from (a module, class, function or instance)."""
+    if isinstance(value, ModuleType):
+        return value.__name__
+    owner = value if isinstance(value, type) or callable(value) else type(value)
+    module = getattr(owner, "__module__", None)
+    return module if isinstance(module, str) else None
