@@ -23,36 +23,15 @@ Reference: Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning*
 
 from __future__ import annotations
 
-import warnings
 from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from scratch_models.ridge import _gradient_descent  # ridge's, with alpha = 0
+
 SOLVERS = ("lstsq", "normal", "gd")
-
-
-def _gradient_descent(X, y, learning_rate, max_iter, tol):
-    """Minimise 1/(2n) ||y - X w||^2 by batch gradient descent; return (w, n_iter)."""
-    n_samples, n_features = X.shape
-    if learning_rate == "auto":
-        lipschitz = np.linalg.norm(X, ord=2) ** 2 / n_samples  # largest eigenvalue of X'X / n
-        learning_rate = 1.0 / lipschitz if lipschitz > 0 else 1.0
-    w = np.zeros(n_features)  # (n_features,)
-    for n_iter in range(1, max_iter + 1):
-        gradient = X.T @ (X @ w - y) / n_samples  # (n_features,)
-        if np.max(np.abs(gradient), initial=0.0) <= tol:
-            return w, n_iter - 1
-        w -= learning_rate * gradient
-    warnings.warn(
-        f"Gradient descent did not converge in max_iter={max_iter} iterations "
-        f"(max |gradient| = {np.max(np.abs(gradient)):.3e} > tol = {tol}); "
-        "increase max_iter or standardise the features.",
-        UserWarning,
-        stacklevel=3,
-    )
-    return w, max_iter
 
 
 class LinearRegression(RegressorMixin, BaseEstimator):
@@ -124,7 +103,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             coef = np.linalg.lstsq(gram, Xty, rcond=None)[0]
         else:
             coef, self.n_iter_ = _gradient_descent(
-                Xc, yc, self.learning_rate, self.max_iter, self.tol
+                Xc, yc, 0.0, self.learning_rate, self.max_iter, self.tol
             )
         self.coef_ = coef  # (n_features,)
         self.intercept_ = float(y_offset - X_offset @ coef)

@@ -56,7 +56,8 @@ def _gradient_descent(X, y, alpha, learning_rate, max_iter, tol):
     n_samples, n_features = X.shape
     if learning_rate == "auto":
         # Lipschitz constant of the gradient: largest eigenvalue of (X'X + alpha I) / n
-        learning_rate = n_samples / (np.linalg.norm(X, ord=2) ** 2 + alpha)
+        lipschitz = (np.linalg.norm(X, ord=2) ** 2 + alpha) / n_samples
+        learning_rate = 1.0 / lipschitz if lipschitz > 0 else 1.0
     w = np.zeros(n_features)  # (n_features,)
     for n_iter in range(1, max_iter + 1):
         gradient = (X.T @ (X @ w - y) + alpha * w) / n_samples  # (n_features,)
