@@ -8,9 +8,9 @@ import pytest
 from sklearn import datasets
 from sklearn import linear_model as sk
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 
 from scratch_models.coordinate_descent import ElasticNet, Lasso, lasso_path
+from tests.scratch_models.bad_input import assert_refuses_like_sklearn
 
 COEF_TOL = 1e-6  # |ours - sklearn| <= COEF_TOL * (1 + |sklearn|), both run at TIGHT_TOL
 TIGHT_TOL = 1e-10  # duality gap <= TIGHT_TOL * ||y||^2
@@ -153,23 +153,9 @@ TWINS = [Lasso(), ElasticNet(), sk.Lasso(), sk.ElasticNet()]
 @pytest.mark.parametrize("model", TWINS, ids=repr)
 def test_bad_input_raises_like_sklearn(model):
     X, y = DATA["gen-200x30"]
-    with pytest.raises(NotFittedError):
-        clone(model).predict(X)
-    X_nan = X.copy()
-    X_nan[3, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        clone(model).fit(X_nan, y)
-    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        clone(model).fit(X, y[:-1])
-    with pytest.raises(ValueError, match="2D array"):
-        clone(model).fit(X[:, 0], y)
-    with pytest.raises(ValueError, match="string"):
-        clone(model).fit(np.array([["a", "b"], ["c", "d"]]), [1.0, 2.0])
+    assert_refuses_like_sklearn(model, X, y)
     with pytest.raises(ValueError, match="alpha"):
         clone(model).set_params(alpha=-1.0).fit(X, y)
-    fitted = clone(model).fit(X, y)
-    with pytest.raises(ValueError, match="features"):
-        fitted.predict(X[:, :3])
 
 
 @pytest.mark.parametrize("path", [lasso_path, sk.lasso_path])

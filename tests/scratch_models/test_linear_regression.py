@@ -5,10 +5,10 @@ import pytest
 from sklearn import datasets
 from sklearn import linear_model as sk
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
 from scratch_models.linear_regression import LinearRegression
+from tests.scratch_models.bad_input import assert_refuses_like_sklearn
 
 COEF_TOL = 1e-6  # direct solvers: |ours - sklearn| <= COEF_TOL * (1 + |sklearn|)
 GD_COEF_TOL = 1e-4  # gradient descent, run to a gradient of GD_GRAD_TOL
@@ -101,21 +101,7 @@ TWINS = [LinearRegression(), LinearRegression(solver="gd"), sk.LinearRegression(
 @pytest.mark.parametrize("model", TWINS, ids=repr)
 def test_bad_input_raises_like_sklearn(model):
     X, y = DATA["gen-200x5"]
-    with pytest.raises(NotFittedError):
-        clone(model).predict(X)
-    X_nan = X.copy()
-    X_nan[3, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        clone(model).fit(X_nan, y)
-    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        clone(model).fit(X, y[:-1])
-    with pytest.raises(ValueError, match="2D array"):
-        clone(model).fit(X[:, 0], y)
-    with pytest.raises(ValueError, match="string"):
-        clone(model).fit(np.array([["a", "b"], ["c", "d"]]), [1.0, 2.0])
-    fitted = clone(model).fit(X, y)
-    with pytest.raises(ValueError, match="features"):
-        fitted.predict(X[:, :3])
+    assert_refuses_like_sklearn(model, X, y)
 
 
 def test_unknown_solver_and_bad_learning_rate_are_refused():

@@ -20,6 +20,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
 from scratch_models.logistic import LogisticRegression
+from tests.scratch_models.bad_input import assert_refuses_like_sklearn
 
 PROBA_TOL = 1e-4  # max |predict_proba(ours) - predict_proba(sklearn)|
 COEF_TOL = 1e-4  # |ours - sklearn| <= COEF_TOL * (1 + |sklearn|), coef_ and intercept_
@@ -187,29 +188,15 @@ TWINS = [LogisticRegression(), LogisticRegression("l1", solver="proximal"), sk.L
 @pytest.mark.parametrize("model", TWINS, ids=repr)
 def test_bad_input_raises_like_sklearn(model):
     X, y = DATA["gen-200x6-binary"]
-    with pytest.raises(NotFittedError):
-        clone(model).predict(X)
+    assert_refuses_like_sklearn(model, X, y, string_target=(0, 1))
     with pytest.raises(NotFittedError):
         clone(model).predict_proba(X)
-    X_nan = X.copy()
-    X_nan[3, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        clone(model).fit(X_nan, y)
-    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        clone(model).fit(X, y[:-1])
-    with pytest.raises(ValueError, match="2D array"):
-        clone(model).fit(X[:, 0], y)
-    with pytest.raises(ValueError, match="string"):
-        clone(model).fit(np.array([["a", "b"], ["c", "d"]]), [0, 1])
     with pytest.raises(ValueError, match="class"):  # a single class
         clone(model).fit(X, np.zeros(len(X)))
     with pytest.raises(ValueError, match="Unknown label type"):  # a continuous target
         clone(model).fit(X, np.linspace(0, 1, len(X)))
     with pytest.raises(ValueError, match="C"):
         clone(model).set_params(C=-1.0).fit(X, y)
-    fitted = clone(model).fit(X, y)
-    with pytest.raises(ValueError, match="features"):
-        fitted.predict(X[:, :3])
 
 
 def test_solver_and_penalty_must_agree():
