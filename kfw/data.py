@@ -10,6 +10,7 @@ leaves a half-written data folder.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -84,13 +85,16 @@ def read_csv(path: Path) -> pd.DataFrame:
     competition. Types are inferred from the first ``SCHEMA_ROWS`` rows; when a later row does
     not fit them (polars refuses the file) or a column was empty that far, the whole file is
     scanned first (a full scan of 42,000 x 785 pixels takes 15x longer, so only when needed).
+    Where polars is not installed (a GPU image with torch and pandas only), pandas reads it.
     """
-    import polars as pl
-
     if not path.is_file():
         raise DataError(f"{path} is missing")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty")
+    if importlib.util.find_spec("polars") is None:
+        return _read_csv_pandas(path)
+    import polars as pl
+
     read = partial(pl.read_csv, path, null_values=NA_VALUES, try_parse_dates=False)
     try:
         frame = read(infer_schema_length=SCHEMA_ROWS)

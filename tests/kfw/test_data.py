@@ -386,3 +386,18 @@ def test_read_csv_gives_pandas_dtypes_whatever_comes_after_the_sampled_rows(tmp_
     ours, theirs = read_csv(path), pd.read_csv(path, low_memory=False)
     assert list(ours.dtypes) == list(theirs.dtypes)
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=True)
+
+
+def test_read_csv_without_polars_reads_the_same_frame_through_pandas(tmp_path, monkeypatch):
+    import importlib.util
+
+    from kfw.data import read_csv
+
+    path = tmp_path / "train.csv"
+    path.write_text("id,x,name\n1,2.5,NA\n2,,bob\n3,4.0,n/a\n")
+    with_polars = read_csv(path)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "polars" else real(name, *a)
+    )
+    pd.testing.assert_frame_equal(read_csv(path), with_polars, check_dtype=True)
