@@ -1,0 +1,183 @@
+"""``kfw lm``: train a character-level (or BPE) GPT on a text file, and sample from a run.
+
+``kfw lm train CORPUS`` trains, resumes after an interruption when run again with the same
+arguments, saves the run under ``runs/lm-<corpus stem>/`` and prints the final validation
+loss and the run id last. ``kfw lm sample RUN`` prints text from a saved run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from kfw.cli.common import NoWandb, RichProgress, console, console_err, kfw_home
+
+if TYPE_CHECKING:
+    from kfw.progress import Callback
+
+app = typer.Typer(
+    help="A GPT language model on a text corpus: train (resumable), sample.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@app.command("train")
+def train(
+    ctx: typer.Context,
+    corpus: Annotated[Path, typer.Argument(help="A UTF-8 text file.", show_default=False)],
+    preset: Annotated[
+        str, typer.Option(help="cpu (~10 min on 2 cores) or gpu (nanoGPT's).")
+    ] = "cpu",
+    pos: Annotated[
+        str | None, typer.Option(help="Positions: learned, sinusoidal or rope.", show_default=False)
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="char or bpe (default char).", show_default=False)
+    ] = None,
+    max_iters: Annotated[
+        int | None,
+        typer.Option(help="Optimiser steps (the cosine decay ends there too).", show_default=False),
+    ] = None,
+    eval_interval: Annotated[
+        int | None,
+        typer.Option(help="Steps between evaluations (and checkpoints).", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the weights, batches and dropout.")] = 1337,
+    device: Annotated[
+        str | None,
+        typer.Option(help="cpu, cuda, cuda:N (default: cuda when present).", show_default=False),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads (default: every core).", show_default=False)
+    ] = None,
+    no_amp: Annotated[bool, typer.Option("--no-amp", help="No bf16 autocast on CUDA.")] = False,
+    no_compile: Annotated[
+        bool, typer.Option("--no-compile", help="No torch.compile on CUDA.")
+    ] = False,
+    no_fused: Annotated[
+        bool, typer.Option("--no-fused", help="Our attention, not the fused kernel, on CUDA.")
+    ] = False,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Any other setting: KEY=VALUE (n_layer=2, dropout=0.1 ...).",
+            show_default=False,
+        ),
+    ] = None,
+    no_wandb: NoWandb = False,
+) -> None:
+    """Train a GPT on CORPUS (the same command again resumes an interrupted run)."""
+    from kfw.dl.lm import Runtime, parse_setting, resolve_config, train_lm
+
+    overrides: dict[str, Any] = dict(parse_setting(s) for s in setting or [])
+    options = {
+        "pos": pos,
+        "tokenizer": tokenizer,
+        "max_iters": max_iters,
+        "eval_interval": eval_interval,
+    }
+    overrides.update({k: v for k, v in options.items() if v is not None})
+    cfg = resolve_config(preset, **overrides)
+    runtime = Runtime(
+        device=device, amp=not no_amp, compile=not no_compile, fused=not no_fused, threads=threads
+    )
+    record = train_lm(
+        corpus,
+        kfw_home(ctx),
+        cfg,
+        seed=seed,
+        runtime=runtime,
+        callback=_progress(),
+        wandb=not no_wandb,
+    )
+    console().print(
+        f"val loss {record['val_loss']:.4f} {record['unit']} · {record['tokens_per_s']:,.0f} tokens/s · "
+        f"{record['n_params'] / 1e6:.2f}M parameters · run {record['id']}",
+        highlight=False,
+    )
+
+
+@app.command("sample")
+def sample(
+    ctx: typer.Context,
+    run: Annotated[
+        str, typer.Argument(help="A run id, or the path to a run folder.", show_default=False)
+    ],
+    prompt: Annotated[str, typer.Option(help="Text to continue (default: a newline).")] = "",
+    tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 500,
+    temperature: Annotated[float, typer.Option(help="Softmax temperature (< 1: safer).")] = 0.8,
+    top_k: Annotated[int | None, typer.Option(help="Sample among the k likeliest tokens.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seeds the sampler.")] = 1337,
+    device: Annotated[
+        str | None,
+        typer.Option(help="cpu or cuda (default: cuda when present).", show_default=False),
+    ] = None,
+) -> None:
+    """Print text sampled from a trained run."""
+    from kfw.dl.lm import find_run
+    from kfw.dl.lm import sample as sample_run
+
+    run_dir = find_run(run, kfw_home(ctx))
+    text = sample_run(
+        run_dir, prompt, tokens, temperature=temperature, top_k=top_k, seed=seed, device=device
+    )
+    console().print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _progress() -> Callback:
+    """The training bar: step, loss, tokens/s and the last evaluation (lines when piped)."""
+    from kfw.dl.lm import LMCallback
+
+    class Bar(LMCallback, RichProgress):
+        def __init__(self) -> None:
+            RichProgress.__init__(self)
+            self._loss = "-"
+            self._eval = ""
+
+        def train_start(self, total: int, start: int, tokens_per_iter: int) -> None:
+            if not console_err().is_terminal:
+                return  # logs get one line per evaluation instead
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TimeRemainingColumn(), TextColumn("{task.fields[last]}"), console=console_err(), transient=True,
+            )  # fmt: skip
+            self._progress.start()
+            self._task = self._progress.add_task("train", total=total, completed=start, last="")
+
+        def train_step(self, it: int, loss: float | None, tokens_per_s: float) -> None:
+            if self._progress is None:
+                return
+            if loss is not None:
+                self._loss = f"loss {loss:.4f} · {tokens_per_s:,.0f} tok/s"
+            self._progress.update(self._task, completed=it, last=f"{self._loss}{self._eval}")
+
+        def evaluated(self, it: int, train_loss: float, val_loss: float) -> None:
+            self._eval = f" · step {it}: train {train_loss:.4f} val {val_loss:.4f}"
+            if self._progress is not None:
+                self._progress.console.print(
+                    f"step {it}: train {train_loss:.4f}, val {val_loss:.4f}", highlight=False
+                )
+            else:
+                console_err().print(
+                    f"step {it}: train {train_loss:.4f}, val {val_loss:.4f}", highlight=False
+                )
+
+        def train_end(self) -> None:
+            if self._progress is not None:
+                self._progress.stop()
+                self._progress = None
+
+    return Bar()
