@@ -112,9 +112,9 @@ class FoldStore:
         """Persist one finished fold."""
 
 
-def _accepts_eval_set(estimator: Any) -> bool:
+def _accepts_eval_set(estimator: Any, name: str = "eval_set") -> bool:
     try:
-        return "eval_set" in inspect.signature(estimator.fit).parameters
+        return name in inspect.signature(estimator.fit).parameters
     except (TypeError, ValueError):
         return False
 
@@ -151,6 +151,7 @@ def fit_fold(
     inverse: Callable[[np.ndarray], np.ndarray] = TRANSFORMS["none"][1],
     exclude: np.ndarray | None = None,
     extra: tuple[pd.DataFrame, np.ndarray] | None = None,
+    callback: Callback | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, Any, float, float, int]:
     """Fit features and model on one fold's training part; predict its validation part and test.
 
@@ -185,10 +186,12 @@ def fit_fold(
     X_tr, X_va = align.transform(X_tr), align.transform(X_va)
     X_te = align.transform(X_te) if X_te is not None else None
     model = clone(estimator)
+    kwargs: dict[str, Any] = {}
     if _accepts_eval_set(model):
-        model.fit(X_tr, y_tr, eval_set=(X_va[watch], y_fit[split.valid][watch]))
-    else:
-        model.fit(X_tr, y_tr)
+        kwargs["eval_set"] = (X_va[watch], y_fit[split.valid][watch])
+    if callback is not None and _accepts_eval_set(model, "callback"):
+        kwargs["callback"] = callback  # per-epoch logs of a network (kfw.dl.estimator)
+    model.fit(X_tr, y_tr, **kwargs)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     valid_pred = _predict(model, X_va, task, inverse)
@@ -275,6 +278,7 @@ def cross_validate(
                 inverse=inverse,
                 exclude=exclude,
                 extra=None if extra is None else (extra[0], _fit_target(extra[1], task, forward)),
+                callback=callback,
             )
             best = getattr(model, "best_iteration_", None)
             result = FoldResult(

@@ -110,3 +110,26 @@ for name, description in _SCRATCH.items():
             f"models.scratch:{key}_classifier" if "c" in kinds else None,
         )
     )
+
+# torch networks (models/torch_nets.py; torch is imported only when one of them runs)
+register(
+    ModelEntry(
+        "torch-mlp",
+        "PyTorch MLP (the scratch MLP layer for layer; embeddings for categoricals)",
+        "models.torch_nets:torch_mlp_regressor",
+        "models.torch_nets:torch_mlp_classifier",
+    )
+)
+register(
+    ModelEntry(
+        "torch-cnn", "PyTorch LeNet-style CNN", None, "models.torch_nets:torch_cnn_classifier"
+    )
+)
+register(
+    ModelEntry(
+        "torch-resnet",
+        "PyTorch ResNet (basic blocks; batchnorm / residual / augment switchable)",
+        None,
+        "models.torch_nets:torch_resnet_classifier",
+    )
+)

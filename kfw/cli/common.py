@@ -125,6 +125,14 @@ class RichProgress(Callback):
                 self._task, advance=1, last=f"fold {fold.fold}: {fold.score:.5f}{note}"
             )
 
+    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        # a network's epochs: shown in the bar's last column while a fold trains
+        if self._progress is not None and "epoch" in metrics:
+            shown = " ".join(
+                f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train_", "valid_"))
+            )
+            self._progress.update(self._task, last=f"epoch {metrics['epoch']}: {shown}")
+
     def cv_end(self, result: CVResult) -> None:
         if self._progress is not None:
             self._progress.stop()

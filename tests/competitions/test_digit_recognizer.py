@@ -1,8 +1,9 @@
 """Digit Recognizer: a pixel competition in Kaggle's layout, driven as a user drives it.
 
 Kaggle's files have no id column (``ImageId`` is the test row number, ``row_ids = true``):
-a generated 300-image competition in that layout goes through ``kfw cv --model scratch-mlp``
-and ``kfw submit --dry-run``. Without a download, ``kfw cv digit-recognizer`` says in one
+a generated 300-image competition in that layout goes through ``kfw cv --model torch-resnet``
+(the default roster's network, made small) and ``kfw submit --dry-run``; bad pixels, labels,
+image sizes, devices and checkpoints fail in one line with no run written. Without a download, ``kfw cv digit-recognizer`` says in one
 line how to get one. With the real download in ../shared, its files import and fit the spec.
 """
 
@@ -28,7 +29,7 @@ from tests.conftest import shared_zip
 
 RUNNER = CliRunner()
 N_TRAIN, N_TEST = 300, 100
-MIN_ACCURACY = 0.85  # CV accuracy of a small network on 300 8x8 digits
+MIN_ACCURACY = 0.85  # CV accuracy of a small ResNet on 300 8x8 digits
 ALIGNED = 0.7  # its test accuracy: far above chance (0.1) only if labels and ImageIds line up
 SPEC = (
     Path(__file__).parents[2] / "competitions" / "digit-recognizer" / "competition.toml"
@@ -52,9 +53,10 @@ def _pixels_competition(home: Path) -> np.ndarray:
     )
     # the built-in spec with a small network and a fast roster, as a user competition
     small = (
-        'params = { scaler = "none", hidden_layer_sizes = [64], max_iter = 30, batch_size = 32 }'
+        "params = { input_shape = [1, 8, 8], widths = [16, 32], blocks = 1, epochs = 12, "
+        "batch_size = 32, augment = false, n_jobs = 1 }"
     )
-    spec = re.sub(r'(name = "scratch-mlp"\n)params = .*', rf"\g<1>{small}", SPEC)
+    spec = re.sub(r'(name = "torch-resnet"\n)params = .*', rf"\g<1>{small}", SPEC)
     assert small in spec
     folder = home / "competitions" / "pixels"
     folder.mkdir(parents=True)
@@ -76,13 +78,15 @@ def test_builtin_spec_declares_row_ids_and_the_roster(home):
     assert spec.task == "multiclass" and spec.metric == "accuracy"
     assert spec.submission.columns == ("ImageId", "Label") and spec.submission.format == "label"
     assert (spec.folds.scheme, spec.folds.n_splits, spec.folds.seed) == ("stratified", 5, 42)
-    assert [m.name for m in spec.models] == ["scratch-mlp"]
+    assert [m.name for m in spec.models] == ["torch-resnet"]
+    params = spec.models[0].params
+    assert list(params["input_shape"]) == [1, 28, 28] and params["augment"] is True
 
 
 def test_cv_and_submission_of_a_pixel_competition(home, tmp_path):
     truth = _pixels_competition(home)
     kfw(home, "data", "import", "pixels", str(home / "download"))
-    out = kfw(home, "cv", "pixels", "--model", "scratch-mlp")
+    out = kfw(home, "cv", "pixels", "--model", "torch-resnet")
     assert out.strip().splitlines()[-1].startswith("CV ")
     runs = sorted((home / "runs" / "pixels").glob("*/run.json"))
     record = json.loads(runs[-1].read_text())
@@ -126,6 +130,72 @@ def test_without_a_download_cv_says_how_to_get_one(home, capsys):
     line = _error_line(capsys, "--home", str(home), "cv", "digit-recognizer")
     assert "kfw data download digit-recognizer" in line
     assert "kfw data import digit-recognizer" in line
+
+
+BOTH = ("train.csv", "test.csv")
+
+
+def _cv_error(capsys, *args: str) -> str:
+    """``kfw cv`` failing: info lines (folds) may come first, then exactly one error line."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("kfw: error: ")]
+    assert exc.value.code != 0 and out == "" and errors == lines[-1:], err
+    assert all(line.startswith("folds: ") for line in lines[:-1]), err
+    return lines[-1]
+
+
+def _no_run(home: Path) -> None:
+    assert not list((home / "runs").glob("pixels/*/run.json"))
+
+
+def _rewrite(home: Path, name: str, edit) -> None:
+    path = home / "download" / name
+    frame = edit(pd.read_csv(path))
+    frame.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    ("names", "edit", "message"),
+    [
+        (BOTH, lambda f: f.drop(columns=["pixel5"]), "pixel columns missing: pixel5"),
+        (("test.csv",), lambda f: f.assign(pixel3=300), "pixel values must be 0..255: pixel3 is 300"),
+        (("train.csv",), lambda f: f.assign(label=f["label"].where(f.index > 0, 12)),
+         "label must be a digit 0-9, found ['12']"),
+        (BOTH, lambda f: f.drop(columns=["pixel63"]), "images of the wrong size: 63 pixel columns"),
+    ],
+)  # fmt: skip
+def test_bad_files_are_refused_in_one_line(home, capsys, names, edit, message):
+    _pixels_competition(home)
+    for name in names:
+        _rewrite(home, name, edit)
+    kfw(home, "data", "import", "pixels", str(home / "download"))
+    line = _cv_error(capsys, "--home", str(home), "cv", "pixels", "--model", "torch-resnet")
+    assert message in line, line
+    _no_run(home)
+
+
+def test_a_missing_gpu_a_wrong_size_and_a_foreign_checkpoint_are_refused(home, capsys, monkeypatch):
+    import torch
+
+    from kfw.dl.estimator import save_checkpoint
+    from models.torch_nets import LeNet
+
+    _pixels_competition(home)
+    kfw(home, "data", "import", "pixels", str(home / "download"))
+    base = ("--home", str(home), "cv", "pixels", "--model", "torch-resnet")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    line = _cv_error(capsys, *base, "--param", 'device="cuda"')
+    assert "device 'cuda' requested but" in line
+    line = _cv_error(capsys, *base, "--param", "input_shape=[1, 28, 28]")
+    assert "images of the wrong size: input_shape 1x28x28 needs 784 values" in line
+    foreign = home / "lenet.pt"
+    save_checkpoint(LeNet((1, 8, 8), 10), foreign)
+    line = _cv_error(capsys, *base, "--param", f'init_from="{foreign}"')
+    assert "lenet.pt: checkpoint is of another architecture than ResNet" in line
+    _no_run(home)
 
 
 def _csv_shape(archive: zipfile.ZipFile, name: str) -> tuple[list[str], int]:

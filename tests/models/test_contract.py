@@ -24,6 +24,9 @@ FAST = {
     "scratch-hgb": {"max_iter": 30},
     "scratch-tree": {"max_depth": 6},
     "scratch-mlp": {"hidden_layer_sizes": (16,), "max_iter": 40, "learning_rate_init": 0.01},
+    "torch-mlp": {"hidden_layer_sizes": (32,), "epochs": 15, "batch_size": 32, "lr": 0.01},
+    "torch-cnn": {"channels": (4, 8), "hidden": 16, "epochs": 10, "batch_size": 32},
+    "torch-resnet": {"widths": (8, 16), "blocks": 1, "epochs": 10, "batch_size": 32},
     # sklearn's checks tune alpha for its own Lasso / ElasticNet by name; ours need it set
     "scratch-lasso": {"alpha": 0.01},
     "scratch-elasticnet": {"alpha": 0.01},
@@ -132,6 +135,10 @@ def _expected(estimator):
     if type(estimator).__name__ == "CatBoostRegressor":
         failures["check_fit2d_1sample"] = (
             "CatBoost refuses a single training row with its own CatBoostError"
+        )
+    if getattr(getattr(estimator, "estimator", None), "module", None) in ("cnn", "resnet"):
+        failures["check_methods_subset_invariance"] = (
+            "float32 convolutions on the CPU block by batch size: rows agree to ~2e-7, not 1e-7"
         )
     return failures
 

@@ -1,0 +1,32 @@
+"""Where a torch computation runs: one rule for the estimators, the transformer and the papers."""
+
+from __future__ import annotations
+
+import torch
+
+from kfw.errors import ConfigError
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"``: CUDA when there is one, else the CPU; any other name must exist here."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(
+            f"device {device!r} is not a torch device (auto, cpu, cuda, cuda:1)"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {device!r} requested but torch {torch.__version__} sees no CUDA GPU "
+                "here; use device='auto' or 'cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
+            )
+    elif dev.type != "cpu":
+        raise ConfigError(f"device {device!r} is not supported (auto, cpu or cuda)")
+    return dev
