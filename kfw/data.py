@@ -353,9 +353,12 @@ def _copy_member(zf: zipfile.ZipFile, archive: Path, member: str, dest: Path) ->
 
 def import_data(spec: Competition, kfw_home: Path, path: Path) -> Path:
     """``kfw data import``: a Kaggle zip or a folder of its files into ``data/<slug>/``."""
+    from kfw.mnist_guard import refuse_mnist
+
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist")
+    refuse_mnist(spec.slug, path, spec.kaggle)  # before anything is staged
     f = spec.files
     required = [f.train, f.test, f.sample_submission]
     staged = _staging(kfw_home, spec.slug)

@@ -72,6 +72,10 @@ def prepare(
     ``wandb=False`` (``--no-wandb``) keeps the runs out of W&B (see :mod:`kfw.wandb_mirror`).
     ``extra_train`` adds rows to every training part (see :func:`kfw.design.build_design`).
     """
+    if extra_train is not None:
+        from kfw.mnist_guard import refuse_mnist
+
+        refuse_mnist(spec.slug, Path(extra_train), spec.kaggle)
     dataset = load_dataset(spec, kfw_home, callback)
     folds, created = get_folds(
         data_dir(kfw_home, spec.slug),
@@ -159,8 +163,13 @@ def run_model(
     seed: int | None = None,
     threads: int | None = None,
     callback: Callback = NULL,
+    annotations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Cross-validate one roster member and save it as a run; returns its record."""
+    """Cross-validate one roster member and save it as a run; returns its record.
+
+    ``annotations`` are added to the record but not to its config key (an ablation's id and
+    W&B ``group``).
+    """
     from kfw.registry import make_estimator
 
     spec = ctx.spec
@@ -171,6 +180,7 @@ def run_model(
     )
     record = base_record(ctx, "model", model.label)
     record.update(model=model.name, params=_params(estimator), seed=seed, threads=threads)
+    record.update(annotations or {})
     key = config_key(
         {
             k: record[k]

@@ -234,6 +234,7 @@ def stack(
         for r in context.store.records():  # oldest first: later runs replace earlier ones
             if (
                 r["kind"] == "model"
+                and not r.get("ablation")  # an ablation's variants are not ensemble members
                 and r["folds"]["hash"] == context.folds.hash
                 and r["data"]["hash"] == context.dataset.hash
             ):

@@ -24,6 +24,7 @@ from kfw.track import RunStore, _write_atomic, best_first
 from kfw.writeup.diagnostics import _diagnostics, _importance
 from kfw.writeup.doc import SECTIONS, Writeup, _Doc
 from kfw.writeup.sections import (
+    _ablation,
     _bakeoff,
     _ensemble,
     _features,
@@ -86,6 +87,9 @@ def write_writeup(
     for r in records:  # oldest first: a later run of a label replaces the earlier one
         if r["data"]["hash"] == reference:
             latest[r["label"]] = r
+    # an ablation's runs are reported in its own table, not as models (unless they are all)
+    if any(not r.get("ablation") for r in latest.values()):
+        latest = {k: r for k, r in latest.items() if not r.get("ablation")}
     doc = _Doc(spec, kfw_home, store, best_first(list(latest.values())), records, dataset, design)
     parts = [
         _summary,
@@ -93,7 +97,7 @@ def write_writeup(
         lambda d: _validation(d, adversarial, threads, callback),
         _features,
         _models,
-        _bakeoff,
+        lambda d: _bakeoff(d) + _ablation(d),
         _ensemble,
         _leaderboard,
         _diagnostics,

@@ -309,6 +309,39 @@ def _bakeoff(doc: _Doc) -> list[str]:
     return lines
 
 
+def _ablation(doc: _Doc) -> list[str]:
+    """The latest ``kfw ablate`` table and chart, as a subsection; nothing when there is none."""
+    from kfw.ablate import table
+
+    found = [
+        json.loads(p.read_text()) for p in (doc.store.root / "ablations").glob("*/ablation.json")
+    ]
+    if not found:
+        return []
+    data = max(found, key=lambda d: d["finished"])
+    f = data["folds"]
+    lines = [
+        "",
+        f"### Ablation of {data['label']}",
+        "",
+        f"Each toggle of `{data['model']}` switched ({'every combination' if data['factorial'] else 'one at a time'}), "
+        f"seeds {', '.join(map(str, data['seeds']))}, folds `{f['name']}`"
+        + (f" (the first {f['used']} of {f['of']})" if f["used"] != f["of"] else "")
+        + ". Δ: the variant minus the base on the same (seed, fold), with a paired t interval.",
+        "",
+        "```",
+        data["command"],
+        "```",
+        "",
+        *table(data).splitlines(),
+    ]
+    png = doc.store.root / "ablations" / data["id"] / "ablation.png"
+    if png.is_file():
+        doc.images["ablation.png"] = png.read_bytes()
+        lines += ["", "![Ablation: each variant's difference from the base](ablation.png)"]
+    return lines
+
+
 def _ensemble(doc: _Doc) -> list[str]:
     ensembles = [r for r in doc.runs if r["kind"] == "ensemble"]
     if not ensembles:
