@@ -19,7 +19,8 @@ folder). What is logged:
 
 One W&B project per competition, ``kfw-<slug>`` (``WANDB_PROJECT`` puts every competition in
 one project instead), with ``group=<slug>`` either way, so both layouts group by
-competition; ``WANDB_ENTITY`` picks the team. The W&B run id and name are the kfw run id
+competition (a record's own ``group`` field wins: the runs of one ``kfw ablate``);
+``WANDB_ENTITY`` picks the team. The W&B run id and name are the kfw run id
 (characters W&B refuses become ``-``), the job type is the run's kind, and the tags are the
 competition, model, label, kind and ``folds-<hash>``.
 
@@ -68,6 +69,7 @@ RESULT_KEYS = frozenset(
         "score", "score_all", "mean", "std", "fold_scores", "best_iterations", "seconds",
         "resumed_folds", "started", "finished", "fold_weights", "detail", "score_insample",
         "excluded_ids", "wandb", "id",
+        "losses", "val_loss", "train_seconds", "tokens_per_s", "resumed_from",  # kfw lm
     }
 )  # fmt: skip
 
@@ -326,7 +328,8 @@ def tags(record: dict[str, Any]) -> list[str]:
         record.get("model") or record.get("method") or "",
         record["label"],
         record["kind"],
-        f"folds-{record['folds']['hash']}",
+        # a language-model run (kfw lm) has no folds
+        f"folds-{record['folds']['hash']}" if record.get("folds") else "",
     ]
     seen: dict[str, None] = {}
     for v in values:
@@ -371,6 +374,14 @@ def _importance(path: Path) -> tuple[list[str], list[list[Any]]] | None:
     return header, data
 
 
+def _losses(path: Path) -> list[dict[str, float]]:
+    """The rows of a language-model run's ``losses.csv`` (iter, train_loss, val_loss, lr)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
 def log_run(job: dict[str, Any]) -> dict[str, Any]:
     """Log one saved run (``job["run_dir"]``) to W&B; returns where it went."""
     run_dir = Path(job["run_dir"])
@@ -381,7 +392,7 @@ def log_run(job: dict[str, Any]) -> dict[str, Any]:
 
     run = wandb.init(
         project=job["project"],
-        group=record["competition"],
+        group=record.get("group") or record["competition"],  # an ablation groups its runs
         name=record["id"],
         id=wandb_id(record["id"]),
         job_type=record["kind"],
@@ -419,6 +430,13 @@ def log_run(job: dict[str, Any]) -> dict[str, Any]:
             rows.append([f["repeat"], f["fold"], *(f.get(c) for c in FOLD_COLUMNS)])
         if rows:
             run.log({"folds": wandb.Table(columns=["repeat", "fold", *FOLD_COLUMNS], data=rows)})
+        losses = _losses(run_dir / "losses.csv")
+        if losses:  # the loss curves of a language model, one history row per evaluation
+            run.define_metric("iter", summary="none")
+            run.define_metric("loss/*", step_metric="iter", summary="last")
+            for r in losses:
+                values = {f"loss/{k}": v for k, v in r.items() if k != "iter"}
+                run.log({"iter": int(r["iter"]), **values})
         if importance is not None:
             header, data = importance
             mean_col = header.index("mean") if "mean" in header else len(header) - 1

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         console_err().print(
-            "[yellow]kfw: interrupted; finished folds are kept: rerun the same command to resume[/]"
+            "[yellow]kfw: interrupted; finished folds and checkpoints are kept: rerun the same command to resume[/]"
         )
         sys.exit(130)
     except typer.TyperException as exc:  # typer's own click: usage errors, bad parameters

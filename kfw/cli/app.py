@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kfw.cli import campaign, cv, data, new, runs, submit, writeup
+from kfw.cli import ablate, campaign, cv, data, lm, new, repro, runs, submit, writeup
 from kfw.cli.common import console, kfw_home
 
 app = typer.Typer(
@@ -73,9 +73,12 @@ def list_models() -> None:
 
 
 app.add_typer(data.app, name="data")
+app.add_typer(repro.app, name="repro")
+app.add_typer(lm.app, name="lm")
 new.register(app)
 cv.register(app)
 runs.register(app)
 submit.register(app)
 campaign.register(app)
 writeup.register(app)
+ablate.register(app)
