@@ -52,6 +52,8 @@ class FoldResult:
     predict_seconds: float
     best_iteration: int | None = None
     restored: bool = False  # taken from the checkpoint of an interrupted run
+    # a network's epochs (``history_``: epoch, train_loss, valid_loss, valid metric, seconds)
+    history: list[dict[str, float]] | None = None
 
 
 @dataclass
@@ -110,6 +112,11 @@ class FoldStore:
         importance: Any,
     ) -> None:
         """Persist one finished fold."""
+
+
+def _history(model: Any) -> list[dict[str, float]] | None:
+    history = getattr(model, "history_", None)
+    return [{k: float(v) for k, v in row.items()} for row in history] if history else None
 
 
 def _accepts_eval_set(estimator: Any, name: str = "eval_set") -> bool:
@@ -290,6 +297,7 @@ def cross_validate(
                 fit_s,
                 pred_s,
                 int(best) if best is not None else None,
+                history=_history(model),
             )
             importance = _importance(model)
             if store is not None:

@@ -382,6 +382,19 @@ def _losses(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
+def _log_epochs(run: Any, folds: list[dict[str, Any]]) -> None:
+    """A network's per-epoch curves, one series per fit: ``epochs/r0f1/valid_loss`` ..."""
+    if not any(f.get("history") for f in folds):
+        return
+    run.define_metric("epoch", summary="none")
+    run.define_metric("epochs/*", step_metric="epoch", summary="none")
+    for f in folds:
+        for row in f.get("history") or []:
+            name = f"epochs/r{f['repeat']}f{f['fold']}"
+            values = {f"{name}/{k}": v for k, v in row.items() if k != "epoch"}
+            run.log({"epoch": int(row["epoch"]), **values})
+
+
 def log_run(job: dict[str, Any]) -> dict[str, Any]:
     """Log one saved run (``job["run_dir"]``) to W&B; returns where it went."""
     run_dir = Path(job["run_dir"])
@@ -430,6 +443,7 @@ def log_run(job: dict[str, Any]) -> dict[str, Any]:
             rows.append([f["repeat"], f["fold"], *(f.get(c) for c in FOLD_COLUMNS)])
         if rows:
             run.log({"folds": wandb.Table(columns=["repeat", "fold", *FOLD_COLUMNS], data=rows)})
+        _log_epochs(run, folds)
         losses = _losses(run_dir / "losses.csv")
         if losses:  # the loss curves of a language model, one history row per evaluation
             run.define_metric("iter", summary="none")

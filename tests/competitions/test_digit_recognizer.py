@@ -91,6 +91,11 @@ def test_cv_and_submission_of_a_pixel_competition(home, tmp_path):
     runs = sorted((home / "runs" / "pixels").glob("*/run.json"))
     record = json.loads(runs[-1].read_text())
     assert record["score"] > MIN_ACCURACY, record["score"]
+    for fold in record["fold_scores"]:  # each fit's epochs are in the run (and its W&B mirror)
+        epochs = fold["history"]
+        assert [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
+        assert {"train_loss", "valid_loss"} <= set(epochs[0])
+        assert fold["best_iteration"] in [e["epoch"] for e in epochs]
     oof = pd.read_parquet(runs[-1].parent / "oof.parquet")
     np.testing.assert_array_equal(oof["ImageId"], np.arange(1, N_TRAIN + 1))
 

@@ -378,3 +378,36 @@ def test_kfw_help_and_the_mirror_module_import_no_wandb() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "WANDB []"
+
+
+def test_epochs_of_a_network_and_loss_curves_of_a_language_model_are_history_series(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "runs" / "synth" / "20260101-000000-net-abc"
+    run_dir.mkdir(parents=True)
+    history = [
+        {"epoch": 1.0, "train_loss": 0.9, "valid_loss": 0.8, "seconds": 1.0},
+        {"epoch": 2.0, "train_loss": 0.5, "valid_loss": 0.6, "seconds": 1.0},
+    ]
+    fold = {"repeat": 0, "fold": 1, "score": 0.9, "fit_seconds": 2.0, "history": history}
+    record = {
+        "id": run_dir.name, "competition": "synth", "kind": "model", "label": "torch-cnn",
+        "model": "torch-cnn", "score": 0.9, "fold_scores": [fold],
+    }  # fmt: skip
+    (run_dir / "run.json").write_text(json.dumps(record))
+    (run_dir / "losses.csv").write_text(
+        "iter,train_loss,val_loss,lr\n0,4.2,4.2,0.0\n10,3.1,3.3,0.001\n"
+    )
+    for key, value in _env(tmp_path, WANDB_MODE="offline").items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    mirrored = Mirror(tmp_path)(record, run_dir)  # the child process reads os.environ
+    logged = read_back(Path(mirrored["wandb"]["dir"]))
+    epochs = [h for h in logged.history if "epochs/r0f1/valid_loss" in h]
+    assert [h["epoch"] for h in epochs] == [1, 2]
+    assert [h["epochs/r0f1/valid_loss"] for h in epochs] == pytest.approx([0.8, 0.6])
+    curve = [h for h in logged.history if "loss/val_loss" in h]
+    assert [h["iter"] for h in curve] == [0, 10]
+    assert [h["loss/val_loss"] for h in curve] == pytest.approx([4.2, 3.3])
