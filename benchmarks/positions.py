@@ -99,6 +99,22 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def saved_run_maps(run_dir: Path, corpus: Path) -> dict[str, Any]:
+    """The attention maps of a trained ``kfw lm`` run on a line of the corpus's validation part."""
+    import torch
+
+    from kfw.dl.lm import load_model, split_point
+
+    model, tokenizer, _ = load_model(run_dir)
+    text = corpus.read_text(encoding="utf-8")
+    cfg = model.config
+    line = shakespeare_line(text[split_point(len(text)) :][:4000], cfg.block_size)
+    idx = torch.tensor([tokenizer.encode(line)])
+    maps = [m[0].float().numpy().tolist() for m in model.attention_maps(idx)]
+    seed = json.loads((run_dir / "run.json").read_text()).get("seed", "?")
+    return {"pos": cfg.pos, "seed": seed, "line": line, "maps": maps}
+
+
 def shakespeare_line(text: str, block: int) -> str:
     """The first line of ``text`` of 30 to min(60, block) characters (else its first block)."""
     for line in text.splitlines():
@@ -197,10 +213,29 @@ def main() -> None:
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present).")
     ap.add_argument("--jobs", type=int, default=1, help="Trainings at once (spawned processes).")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads per job.")
+    ap.add_argument(
+        "--positions",
+        default=",".join(POSITIONS),
+        help="Which kinds to train, comma-separated (default: all three).",
+    )
     ap.add_argument("--maps-pos", default="rope", choices=POSITIONS)
+    ap.add_argument(
+        "--maps-run",
+        type=Path,
+        default=None,
+        help="Only draw attention-maps.png of a saved `kfw lm train` run folder (no training).",
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    if args.maps_run is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot_maps(saved_run_maps(args.maps_run, args.corpus), args.out / "attention-maps.png")
+        print(f"wrote {args.out / 'attention-maps.png'}")
+        return
     args.seed_list = [1337 + i for i in range(args.seeds)]
+    kinds = [p for p in POSITIONS if p in args.positions.split(",")]
+    if args.maps_pos not in kinds:
+        args.maps_pos = kinds[0]
     threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.jobs))
     tasks = [
         {
@@ -208,7 +243,7 @@ def main() -> None:
             "max_iters": args.max_iters, "eval_interval": args.eval_interval, "device": args.device,
             "threads": threads, "settings": dict(parse_setting(x) for x in args.set), "maps": pos == args.maps_pos and seed == args.seed_list[0],
         }
-        for pos in POSITIONS
+        for pos in kinds
         for seed in args.seed_list
     ]  # fmt: skip
     started = time.perf_counter()
@@ -223,7 +258,7 @@ def main() -> None:
             done.append(run_one(t))
             print(f"{t['pos']:>10} seed {t['seed']}: val {done[-1]['final_val']:.4f}", flush=True)
     results: dict[str, list[dict[str, Any]]] = {
-        p: [r for r in done if r["pos"] == p] for p in POSITIONS
+        p: [r for r in done if r["pos"] == p] for p in kinds
     }
 
     args.out.mkdir(parents=True, exist_ok=True)
