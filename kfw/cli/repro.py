@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,9 +29,12 @@ Docs = Annotated[Path, typer.Option(help="Where the write-up goes (repro-*.md, .
 class StepProgress(RichProgress):
     """A progress bar over training steps (or epochs), fed by the library's ``log`` events."""
 
+    LOG_EVERY = 30.0  # seconds between lines when stderr is a log file, not a terminal
+
     def __init__(self, total: int, unit: str) -> None:
         super().__init__()
         self.total, self.unit, self._arm = total, unit, None
+        self._t0 = self._last_line = time.monotonic()
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         from kfw.cli.common import console_err
@@ -39,8 +43,16 @@ class StepProgress(RichProgress):
         shown = ", ".join(
             f"{k.split('/')[-1]} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)
         )
-        if not console_err().is_terminal:
-            return  # logs get the summary lines only
+        if not console_err().is_terminal:  # a log: a line every LOG_EVERY seconds and the last
+            now = time.monotonic()
+            if now - self._last_line >= self.LOG_EVERY or step == self.total:
+                self._last_line = now
+                minutes = (now - self._t0) / 60
+                console_err().print(
+                    f"{label} {self.unit} {step}/{self.total} ({minutes:.1f} min): {shown}",
+                    highlight=False, soft_wrap=True, markup=False,
+                )  # fmt: skip
+            return
         if self._progress is None or label != self._arm:
             if self._progress is not None:
                 self._progress.stop()

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kfw.dl.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from kfw.dl.device import resolve_device
 from kfw.dl.layers import Dropout, ReplicaLinear, max_norm_
 from kfw.dl.repro import Digits, load_digits, save_run
@@ -167,8 +168,20 @@ def test_error(model: ReluNet, data: Digits, chunk: int = 2000) -> np.ndarray:
     return (100.0 * wrong / len(data.x_test)).cpu().numpy()
 
 
-def train_rows(data: Digits, config: DropoutConfig, callback: Callback = NULL) -> dict[str, Any]:
-    """Train every row of ``config.rows`` as one replica each; return per-epoch test errors."""
+def train_rows(
+    data: Digits,
+    config: DropoutConfig,
+    callback: Callback = NULL,
+    checkpoint: Path | None = None,
+    checkpoint_every: float = 60.0,
+) -> dict[str, Any]:
+    """Train every row of ``config.rows`` as one replica each; return per-epoch test errors.
+
+    With ``checkpoint``, the whole state (weights, velocities, both generators, the errors so
+    far) is written there atomically after an epoch once ``checkpoint_every`` seconds have passed
+    since the last write, and after the last epoch; a call that finds it continues from it, and
+    on the CPU the resumed run equals the uninterrupted one bit for bit.
+    """
     device = data.x_train.device
     rows = [config.row(name) for name in config.rows]
     x, y = data.x_train, data.y_train
@@ -193,8 +206,22 @@ def train_rows(data: Digits, config: DropoutConfig, callback: Callback = NULL) -
     constrained = bool(torch.isfinite(c).any())
     weights = [lin.weight for lin in model.linears] + [model.out.weight]
     per_epoch = n // config.batch_size
-    errors, t0 = [], time.perf_counter()
-    for epoch in range(config.epochs):
+    errors: list[np.ndarray] = []
+    start, before = 0, 0.0  # epochs and seconds done before this call (a resumed run)
+    if checkpoint is not None and checkpoint.exists():
+        state = load_checkpoint(checkpoint)
+        if state["rows"] != [row.name for row in rows]:
+            raise ConfigError(f"checkpoint {checkpoint} is for rows {state['rows']}; delete it")
+        model.load_state_dict(state["model"])
+        for v, saved in zip(velocity, state["velocity"], strict=True):
+            v.copy_(saved)
+        gen.set_state(state["generator"])
+        set_rng_state(state["rng"], device)
+        errors = [e.numpy() for e in state["errors"]]
+        start, before = state["epoch"], state["seconds"]
+        callback.info(f"resuming at epoch {start + 1} of {config.epochs} from {checkpoint}")
+    t0 = saved_at = time.perf_counter()
+    for epoch in range(start, config.epochs):
         lr = lr0 * config.lr_factor(epoch)
         # one permutation per epoch, shared by the rows (their masks differ)
         order = torch.randperm(n, generator=gen)[: per_epoch * config.batch_size].to(device)
@@ -220,7 +247,21 @@ def train_rows(data: Digits, config: DropoutConfig, callback: Callback = NULL) -
                         max_norm_(w, c, dim=-2)  # each unit's incoming vector: a column
         err = test_error(model, data)
         errors.append(err)
-        elapsed = time.perf_counter() - t0
+        elapsed = before + time.perf_counter() - t0
+        last = epoch + 1 == config.epochs
+        if checkpoint is not None and (last or time.perf_counter() - saved_at >= checkpoint_every):
+            state = {
+                "rows": [row.name for row in rows],
+                "epoch": epoch + 1,
+                "seconds": elapsed,
+                "model": model.state_dict(),
+                "velocity": velocity,
+                "generator": gen.get_state(),
+                "rng": rng_state(device),
+                "errors": [torch.from_numpy(e) for e in errors],
+            }
+            save_atomic(state, checkpoint)
+            saved_at = time.perf_counter()
         callback.log(
             {
                 **{f"test_error/{row.name}": float(e) for row, e in zip(rows, err, strict=False)},
@@ -228,7 +269,7 @@ def train_rows(data: Digits, config: DropoutConfig, callback: Callback = NULL) -
             },
             step=epoch + 1,
         )
-    seconds = time.perf_counter() - t0
+    seconds = before + time.perf_counter() - t0
     errs = np.stack(errors, 1)  # (R, epochs)
     return {
         "rows": [row.name for row in rows],
@@ -237,6 +278,8 @@ def train_rows(data: Digits, config: DropoutConfig, callback: Callback = NULL) -
         "test_error": {row.name: errs[i].round(4).tolist() for i, row in enumerate(rows)},
         "final_error": {row.name: float(errs[i, -1]) for i, row in enumerate(rows)},
         "seconds": round(seconds, 2),
+        "seconds_this_call": round(seconds - before, 2),
+        "resumed_from_epoch": start,
         "seconds_per_epoch": round(seconds / config.epochs, 3),
         "n_train": n,
         "n_test": len(data.x_test),
@@ -249,6 +292,7 @@ def run_dropout(
 ) -> tuple[Path, dict[str, Any]]:
     """Table 2's rows at ``config.epochs``: write ``results.json`` and ``table2.png`` to a run."""
     from kfw.dl.repro.report import dropout_figure
+    from kfw.track import config_key, runs_dir
 
     config.validate()
     device = resolve_device(config.device)
@@ -257,9 +301,13 @@ def run_dropout(
         f"dropout: rows {', '.join(config.rows)}, {config.epochs} epochs on {device} "
         f"({len(data.x_train)} train / {len(data.x_test)} test images)"
     )
-    t0 = time.perf_counter()
-    results = train_rows(data, config, callback)
     cfg = {**asdict(config), "data": str(data_dir)}
+    # an interrupted run leaves its state here; the same command continues from it
+    checkpoint = runs_dir(home, SLUG) / f".checkpoint-table2-{config_key(cfg)}.pt"
+    t0 = time.perf_counter()
+    results = train_rows(data, config, callback, checkpoint)
     files = {"table2.png": dropout_figure(results)}
-    path = save_run(home, SLUG, "table2", cfg, results, files, time.perf_counter() - t0)
+    seconds = results["seconds"] + time.perf_counter() - t0 - results["seconds_this_call"]
+    path = save_run(home, SLUG, "table2", cfg, results, files, seconds)
+    checkpoint.unlink(missing_ok=True)
     return path, results

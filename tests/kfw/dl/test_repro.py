@@ -15,11 +15,13 @@ import torch
 from typer.testing import CliRunner
 
 from kfw.cli.app import app
+from kfw.dl.checkpoint import load_checkpoint
 from kfw.dl.idx import STANDARD_NAMES
 from kfw.dl.repro import load_digits
 from kfw.dl.repro.batchnorm import BNConfig, train
 from kfw.dl.repro.dropout import DropoutConfig, train_rows
 from kfw.errors import KfwError
+from kfw.progress import Callback
 from tests.kfw.dl.test_idx import write_idx
 
 torch.set_num_threads(1)
@@ -167,14 +169,61 @@ def test_dropout_rows_learn_and_are_deterministic(digits_dir: Path) -> None:
         assert res["final_error"][row] <= 100 * (1 - LEARNED), row
 
 
-def test_dropout_cli_and_report(digits_dir: Path, tmp_path: Path) -> None:
+class Interrupt(Exception):
+    pass
+
+
+class StopAfter(Callback):
+    """Interrupts training (as Ctrl-C would) when epoch ``epoch`` has been logged."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def log(self, metrics: dict, step: int | None = None) -> None:
+        if step == self.epoch:
+            raise Interrupt
+
+
+def test_an_interrupted_dropout_run_resumes_to_the_same_numbers(
+    digits_dir: Path, tmp_path: Path
+) -> None:
+    data = load_digits(digits_dir, torch.device("cpu"))
+    config = DropoutConfig(
+        epochs=4, hidden=(32, 32, 32), batch_size=50, init_std=0.1, lr_scale=0.05,
+        momentum_end=0.9, rows=["dropout", "dropout-maxnorm"],
+    )  # fmt: skip
+    whole = train_rows(data, config)
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(Interrupt):
+        train_rows(data, config, StopAfter(2), checkpoint=ckpt, checkpoint_every=0)
+    assert load_checkpoint(ckpt)["epoch"] == 2
+    torch.manual_seed(123)  # the resumed run restores the generators, whatever they hold now
+    resumed = train_rows(data, config, checkpoint=ckpt, checkpoint_every=0)
+    assert resumed["resumed_from_epoch"] == 2 and whole["resumed_from_epoch"] == 0
+    assert resumed["test_error"] == whole["test_error"]  # masks and batch order continue exactly
+    assert load_checkpoint(ckpt)["epoch"] == 4
+    # a checkpoint of other rows is refused in one line
+    other = DropoutConfig(**{**config.__dict__, "rows": ["standard"]})
+    with pytest.raises(KfwError, match="delete it"):
+        train_rows(data, other, checkpoint=ckpt)
+
+
+def test_dropout_cli_and_report(
+    digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kfw.cli.repro import StepProgress
+
+    monkeypatch.setattr(StepProgress, "LOG_EVERY", 0.0)  # a log line for every epoch
     home, docs = tmp_path / "home", tmp_path / "docs"
     res = _invoke(home, "dropout", "--data", str(digits_dir), "--epochs", "1",
                   "--rows", "dropout,dropout-maxnorm", "--report", "--docs", str(docs))  # fmt: skip
     assert res.exit_code == 0, res.output
-    (run,) = (home / "runs" / "repro-dropout").iterdir()
+    (run,) = (home / "runs" / "repro-dropout").iterdir()  # the checkpoint went with success
     results = json.loads((run / "results.json").read_text())
     assert results["rows"] == ["dropout", "dropout-maxnorm"]
+    # stderr is no terminal here: the progress comes as log lines with every row's error
+    err = results["final_error"]
+    assert f"epoch 1/1 (0.0 min): dropout {err['dropout']:.4f}" in res.output
     assert set(results["final_error"]) == {"dropout", "dropout-maxnorm"}
     assert (run / "table2.png").read_bytes().startswith(PNG)
     text = (docs / "repro-dropout.md").read_text()
