@@ -5,7 +5,7 @@ nhead, 4d, dropout, activation="gelu", batch_first=True, norm_first=True)`` with
 a final LayerNorm and an output layer tied to the token embedding; GPT-2 initialisation as ours
 (weights N(0, 0.02), biases 0, residual projections N(0, 0.02 / sqrt(2 n_layer))). Same
 parameter count, same data, batches, schedule and seed, trained one after the other through
-the same loop (:func:`kfw.dl.lm.train`): one after the other in one process, or with
+the same loop (:func:`kfw.dl.lm.loop.train`): one after the other in one process, or with
 ``--parallel`` both at once in two processes (each ``--threads`` threads), so that whatever
 else loads the machine slows both alike.
 

@@ -1,7 +1,7 @@
 """Learned vs sinusoidal vs rotary positions: equal steps, several seeds, and 2x the context.
 
 Each (positions, seed) pair trains the ``cpu`` preset's GPT on the corpus's characters through
-:func:`kfw.dl.lm.train` (same data, schedule and fixed evaluation batches for every run; the
+:func:`kfw.dl.lm.loop.train` (same data, schedule and fixed evaluation batches for every run; the
 seed moves the initial weights and the batches). After training, sinusoidal and rotary models
 are also evaluated on fixed validation windows of TWICE the training context (learned
 positions have no table rows there).

@@ -1,0 +1,272 @@
+"""``kfw lm train`` and ``kfw lm sample``: our GPT, the run store, and reading a run back."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kfw.dl.lm.config import LMConfig, Runtime
+from kfw.dl.lm.data import load_corpus, read_text
+from kfw.dl.lm.loop import load_checkpoint, train
+from kfw.errors import ConfigError, KfwError
+from kfw.progress import NULL, Callback
+
+CHECKPOINT = "checkpoint.pt"
+
+
+# ---------------------------------------------------------------------------------------------
+# the command: kfw lm train
+
+
+def slug_for(corpus: Path) -> str:
+    """The run store's competition slug of a corpus: ``lm-<stem>``."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(corpus).stem.lower())
+    return f"lm-{stem or 'corpus'}"
+
+
+def build_model(cfg: LMConfig, vocab_size: int, fused: bool = False) -> nn.Module:
+    """Our GPT for ``cfg`` (seed the global RNG first: it draws the initial weights)."""
+    from kfw.dl.gpt import GPT
+
+    return GPT(gpt_config(cfg, vocab_size, fused))
+
+
+def gpt_config(cfg: LMConfig, vocab_size: int, fused: bool = False) -> Any:
+    from kfw.dl.gpt import GPTConfig
+
+    return GPTConfig(
+        vocab_size=vocab_size,
+        block_size=cfg.block_size,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_embd=cfg.n_embd,
+        dropout=cfg.dropout,
+        bias=cfg.bias,
+        pos=cfg.pos,
+        fused=fused,
+    )
+
+
+def set_threads(runtime: Runtime) -> None:
+    """CPU threads: ``runtime.threads``, else every core (torch's default may be fewer)."""
+    if torch.device(runtime.device or "cpu").type == "cpu":
+        torch.set_num_threads(runtime.threads or os.cpu_count() or 1)
+
+
+def train_lm(
+    corpus: Path,
+    kfw_home: Path,
+    cfg: LMConfig,
+    *,
+    seed: int = 1337,
+    runtime: Runtime | None = None,
+    callback: Callback = NULL,
+    wandb: bool = True,
+) -> dict[str, Any]:
+    """``kfw lm train``: train (or resume), save the run in the store, mirror it to W&B.
+
+    The partial run lives in ``runs/lm-<stem>/.partial/<key>/checkpoint.pt`` where the key
+    hashes the corpus bytes, the resolved config, the seed and the runtime switches that
+    change the numbers; the same command finds it and continues. Returns the run record.
+    """
+    from kfw.track import RunStore, config_key, environment
+    from kfw.wandb_mirror import Mirror
+
+    cfg.check()
+    rt = (runtime or Runtime()).resolved()
+    text, sha = read_text(corpus)
+    slug = slug_for(corpus)
+    store = RunStore(kfw_home, slug)
+    key_src = {"corpus": sha, "config": asdict(cfg), "seed": seed, "runtime": rt.key()}
+    key = config_key(key_src)
+    partial = store.root / ".partial" / key
+    ckpt = partial / CHECKPOINT
+    saved_tok = None
+    if ckpt.is_file():  # the tokenizer comes back with the run: BPE is not retrained
+        from kfw.dl.tokenize import tokenizer_from_dict
+
+        state = load_checkpoint(ckpt)
+        tok_dict = (state.get("meta") or {}).get("tokenizer")
+        if not isinstance(tok_dict, dict) or (state.get("meta") or {}).get("key_src") != key_src:
+            raise KfwError(
+                f"checkpoint {ckpt} was written by another configuration; delete it to start over"
+            )
+        saved_tok = tokenizer_from_dict(tok_dict)
+        callback.info(f"resuming from {ckpt} (step {state['iter']})")
+    data = load_corpus(Path(corpus), cfg, saved_tok, (text, sha))
+    set_threads(rt)
+    torch.manual_seed(seed)
+    model = build_model(cfg, data.tokenizer.vocab_size, fused=rt.fused)
+    n_params = _count(model)  # every parameter, the tied embedding once
+    callback.info(
+        f"{slug}: {data.n_tokens:,} {cfg.tokenizer} tokens (vocabulary {data.tokenizer.vocab_size}), "
+        f"GPT {cfg.n_layer}x{cfg.n_head}x{cfg.n_embd} {cfg.pos} positions, {n_params / 1e6:.2f}M "
+        f"parameters, {rt.device}{', bf16' if rt.amp else ''}{', compiled' if rt.compile else ''}"
+    )
+    meta = {"key_src": key_src, "tokenizer": data.tokenizer.to_dict()}
+    result = train(
+        model, data.train, data.val, cfg, seed=seed, runtime=rt, callback=callback,
+        checkpoint=ckpt, meta=meta,
+    )  # fmt: skip
+    run_id = store.new_id(f"gpt-{cfg.pos}-{cfg.tokenizer}", key)
+    record = {
+        "id": run_id,
+        "competition": slug,
+        "kind": "lm",
+        "model": "gpt",
+        "label": f"gpt-{cfg.pos}-{cfg.tokenizer}",
+        "corpus": str(Path(corpus).resolve()),
+        "corpus_sha256": sha,
+        "config": asdict(cfg),
+        "runtime": asdict(rt),
+        "seed": seed,
+        "key": key,
+        "git_commit": None,
+        "versions": None,
+        "n_params": n_params,
+        "vocab_size": data.tokenizer.vocab_size,
+        "n_tokens": {"train": len(data.train), "val": len(data.val)},
+        "losses": result.losses,
+        "val_loss": result.val_loss,
+        "unit": "nats per character" if cfg.tokenizer == "char" else "nats per token",
+        "metric": "val_loss",
+        "score": result.val_loss,
+        "greater_is_better": False,
+        "seconds": result.seconds,
+        "train_seconds": result.train_seconds,
+        "tokens_per_s": result.tokens_per_s,
+        "resumed_from": result.resumed_from,
+    }
+    env = environment()
+    record["git_commit"] = env.pop("git_commit")
+    record["versions"] = env
+    files = {
+        "model.pt": model_bytes(model, cfg, data.tokenizer),
+        "losses.csv": losses_csv(result.losses),
+    }
+    run_dir = store.save(record, files)
+    # the run is published whole: its checkpoint has done its job
+    ckpt.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        partial.rmdir()
+        partial.parent.rmdir()  # .partial/ itself, when no other run is in progress
+    return Mirror(kfw_home, enabled=wandb)(record, run_dir, callback)
+
+
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_bytes(model: nn.Module, cfg: LMConfig, tokenizer: Any) -> bytes:
+    """``model.pt``: the state dict, the training config, the GPT config and the tokenizer."""
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "config": asdict(cfg),
+            "gpt_config": asdict(gpt_config(cfg, tokenizer.vocab_size)),
+            "tokenizer": tokenizer.to_dict(),
+        },
+        buf,
+    )
+    return buf.getvalue()
+
+
+def losses_csv(losses: list[dict[str, float]]) -> bytes:
+    lines = ["iter,train_loss,val_loss,lr"]
+    lines += [f"{r['iter']},{r['train']!r},{r['val']!r},{r['lr']!r}" for r in losses]
+    return ("\n".join(lines) + "\n").encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# kfw lm sample
+
+
+def find_run(run: str, kfw_home: Path) -> Path:
+    """A run folder from a path to it, or from a run id under ``runs/lm-*/``."""
+    path = Path(run)
+    if (path / "model.pt").is_file():
+        return path
+    if path.exists():
+        raise KfwError(f"{path} is not an lm run folder (no model.pt)")
+    matches = (
+        sorted((Path(kfw_home) / "runs").glob(f"lm-*/{run}/model.pt")) if "/" not in run else []
+    )
+    if not matches:
+        raise KfwError(
+            f"no lm run {run!r} under {Path(kfw_home) / 'runs'} (a run id or a run folder)"
+        )
+    return matches[0].parent
+
+
+def load_model(run_dir: Path, device: str = "cpu") -> tuple[nn.Module, Any, dict[str, Any]]:
+    """The trained GPT of a run (eval mode), its tokenizer and its ``model.pt`` contents."""
+    from kfw.dl.gpt import GPT, GPTConfig
+    from kfw.dl.tokenize import tokenizer_from_dict
+
+    path = Path(run_dir) / "model.pt"
+    saved = load_checkpoint(path)
+    try:
+        tokenizer = tokenizer_from_dict(saved["tokenizer"])
+        gcfg = GPTConfig(**saved["gpt_config"])
+        if tokenizer.vocab_size != gcfg.vocab_size:
+            raise ValueError(
+                f"tokenizer of {tokenizer.vocab_size} tokens, model of {gcfg.vocab_size}"
+            )
+        model = GPT(gcfg)
+        model.load_state_dict(saved["model"])
+    except KfwError:
+        raise
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise KfwError(
+            f"{path} does not match its saved configuration ({str(exc).splitlines()[0]})"
+        ) from None
+    return model.to(device).eval(), tokenizer, saved
+
+
+def sample(
+    run_dir: Path,
+    prompt: str = "",
+    tokens: int = 500,
+    *,
+    temperature: float = 0.8,
+    top_k: int | None = 200,
+    seed: int = 1337,
+    device: str | None = None,
+) -> str:
+    """``tokens`` new tokens after ``prompt`` from a saved run: prompt + continuation.
+
+    An empty prompt starts from a newline (nanoGPT's start) when the vocabulary has one, else
+    from token 0. A prompt with characters outside a character vocabulary raises KfwError.
+    """
+    if tokens < 0:
+        raise ConfigError(f"--tokens must be >= 0, not {tokens}")
+    if temperature < 0:
+        raise ConfigError(f"--temperature must be >= 0 (0: the likeliest token), not {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"--top-k must be >= 1, not {top_k}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer, _ = load_model(run_dir, device)
+    if prompt:
+        try:
+            ids = tokenizer.encode(prompt)
+        except KfwError as exc:
+            raise KfwError(f"prompt: {exc}") from None
+        start, skip = ids, 0
+    else:
+        try:
+            start = tokenizer.encode("\n")
+        except KfwError:
+            start = [0]
+        skip = len(start)
+    idx = torch.tensor([start], dtype=torch.long, device=device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    out = model.generate(idx, tokens, temperature=temperature, top_k=top_k, generator=g)
+    return tokenizer.decode(out[0, skip:].tolist())
