@@ -256,6 +256,19 @@ def test_bad_input_is_refused_in_one_line(digits, monkeypatch):
         TorchClassifier(optimizer="adam").fit(X[:100], y[:100])
 
 
+def test_predict_refuses_nan_and_infinity_but_not_large_finite_values(digits):
+    X, y = digits
+    clf = TorchClassifier(**SMALL).fit(X[:100], y[:100])
+    for bad in (np.nan, np.inf, -np.inf):
+        Xb = X[:20].astype(np.float32)  # copies
+        Xb[7, 3] = bad
+        with pytest.raises(ValueError, match="Input X contains NaN or infinity"):
+            clf.predict_proba(Xb)
+    # values whose float32 sum overflows are still finite (the element-wise second look)
+    huge = np.full((20, X.shape[1]), 3e37, dtype=np.float32)
+    assert np.isfinite(clf.predict_proba(huge)).all()
+
+
 class _Recording(FoldStore):
     """A real checkpoint store that also counts the folds it saved."""
 
