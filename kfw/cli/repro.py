@@ -141,6 +141,10 @@ def dropout(
         float | None, typer.Option(help="c of the max-norm row (default 4).", show_default=False)
     ] = None,
     lr_scale: Annotated[float, typer.Option(help="Multiplies every row's learning rate.")] = 1.0,
+    total_decay: Annotated[
+        float,
+        typer.Option(help="The learning rate's factor over the run (the paper's 0.998^3000)."),
+    ] = 0.998**3000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     device: Device = "auto",
     docs: Docs = Path("docs"),
@@ -151,7 +155,13 @@ def dropout(
 
     names = [r.strip() for r in rows.split(",") if r.strip()]
     config = DropoutConfig(
-        epochs=epochs, rows=names, max_norm=max_norm, lr_scale=lr_scale, seed=seed, device=device
+        epochs=epochs,
+        rows=names,
+        max_norm=max_norm,
+        lr_scale=lr_scale,
+        total_decay=total_decay,
+        seed=seed,
+        device=device,
     )
     progress = StepProgress(epochs, "epoch")
     home = kfw_home(ctx)

@@ -96,19 +96,26 @@ def save_run(
     return store.save(record, payload)
 
 
-def latest_run(home: Path, slug: str, label: str | None = None) -> Path:
-    """The folder of the newest complete run of ``slug`` (optionally with this label)."""
+def complete_runs(home: Path, slug: str, label: str | None = None) -> list[Path]:
+    """The folders of every complete run of ``slug`` (optionally with this label), oldest first."""
     import json
 
+    from kfw.track import runs_dir
+
+    return sorted(
+        p.parent
+        for p in runs_dir(home, slug).glob("*/run.json")
+        if label is None or json.loads(p.read_text()).get("label") == label
+    )
+
+
+def latest_run(home: Path, slug: str, label: str | None = None) -> Path:
+    """The folder of the newest complete run of ``slug`` (optionally with this label)."""
     from kfw.errors import KfwError
     from kfw.track import runs_dir
 
     root = runs_dir(home, slug)
-    runs = sorted(
-        p.parent
-        for p in root.glob("*/run.json")
-        if label is None or json.loads(p.read_text()).get("label") == label
-    )
+    runs = complete_runs(home, slug, label)
     if not runs:
         what = f"{slug} ({label})" if label else slug
         raise KfwError(

@@ -113,6 +113,8 @@ class DropoutConfig:
         unknown = [r for r in self.rows if r not in ROWS]
         if unknown or not self.rows:
             raise ConfigError(f"--rows {','.join(self.rows)}: choose from {', '.join(ROWS)}")
+        if not 0 < self.total_decay <= 1:
+            raise ConfigError(f"--total-decay must be in (0, 1], got {self.total_decay}")
         if not self.lr_scale > 0:
             raise ConfigError(f"--lr-scale must be > 0, got {self.lr_scale}")
         if self.epochs < 1 or self.batch_size < 1:

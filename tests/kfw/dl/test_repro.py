@@ -230,6 +230,26 @@ def test_dropout_cli_and_report(
     assert "1.25%" in text and "1.06%" in text
     assert f"{results['final_error']['dropout']:.2f}%" in text
     assert "data:image/png;base64," in (docs / "repro-dropout.html").read_text()
+    assert "How long the learning rate stays high" not in text  # one schedule only so far
+
+    # a run with a gentler decay joins the write-up as a sensitivity table; the main run stays
+    res = _invoke(home, "dropout", "--data", str(digits_dir), "--epochs", "1",
+                  "--rows", "standard,dropout", "--total-decay", "0.5")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = _invoke(home, "report", "dropout", "--docs", str(docs))
+    assert res.exit_code == 0, res.output
+    text = (docs / "repro-dropout.md").read_text()
+    assert f"from run `{run.name}`" in text
+    assert "## How long the learning rate stays high" in text and "| 0.5000 | 1 |" in text
+    assert "--total-decay 0.5 " not in text and "--rows standard,dropout --total-decay 0.5" in text
+    assert (docs / "img" / "repro-dropout-decay-0.5.png").read_bytes().startswith(PNG)
+    (second,) = {r for r in (home / "runs" / "repro-dropout").iterdir() if r.is_dir()} - {run}
+    fin = json.loads((second / "results.json").read_text())["final_error"]
+    gap = fin["standard"] - fin["dropout"]
+    se = 100 * math.sqrt(
+        sum(e / 100 * (1 - e / 100) / 200 for e in fin.values())
+    )  # 200 test images
+    assert f"| {fin['standard']:.2f}% | {fin['dropout']:.2f}% | {gap:+.2f} ± {se:.2f} |" in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,6 +284,9 @@ def test_bad_inputs(digits_dir: Path, tmp_path: Path) -> None:
     write_idx(counts / "t10k-labels-idx1-ubyte.gz", np.zeros(19, np.uint8))
     assert "19 labels" in _fails(home, "batchnorm", "--data", str(counts), "--steps", "5")
     assert "--rows" in _fails(home, "dropout", "--data", str(digits_dir), "--rows", "nope")
+    assert "--total-decay" in _fails(
+        home, "dropout", "--data", str(digits_dir), "--total-decay", "0"
+    )
     assert "--lr" in _fails(home, "batchnorm", "--data", str(digits_dir), "--lr", "0")
     assert "modification" in _fails(
         home, "batchnorm", "--data", str(digits_dir), "--modification", "x", "--steps", "5"
