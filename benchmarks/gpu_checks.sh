@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU must-shows of the deep-learning issues, as one call of about 9 minutes on one H100:
+#   - issue 8:  `kfw lm train --preset gpu` (nanoGPT's shakespeare-char) to a val loss <= 1.48;
+#   - issue 9:  the Digit Recognizer ablation (augment, batchnorm, residual; 2 seeds, fold 1 of 5)
+#               and Fashion-MNIST with the roster's ResNet recipe (>= 94% on the official test);
+#   - issue 11: Dropout's Table 2 rows at 250 epochs (1.25% / 1.06% in the paper).
+# The four jobs share the GPU and run at once; each has a deadline so the call returns in time.
+#
+#   bash benchmarks/gpu_checks.sh DATA OUT [full|smoke]
+#
+# DATA holds tinyshakespeare.txt, digit-recognizer.zip (Kaggle's download), mnist/ (the four
+# IDX .gz files) and fashion-mnist/ (the same, from Debian's dataset-fashion-mnist). OUT gets
+# one log per job and results.tgz (run records, tables, figures; no weights). `smoke` runs every
+# job at toy size, to check the script on a CPU before spending device time.
+set -uo pipefail
+DATA=$(realpath "$1")
+OUT=$(realpath "$2")
+SCALE=${3:-full}
+mkdir -p "$OUT"
+export KFW_HOME=${KFW_HOME:-$(mktemp -d)} WANDB_MODE=disabled PYTHONPATH=.
+PY=${PYTHON:-python}  # the H100 image: its own python with torch; here: PYTHON=.venv/bin/python
+KFW=("$PY" -m kfw)
+DEADLINE=${DEADLINE:-540}  # seconds per job
+
+if [ "$SCALE" = smoke ]; then
+  LM=(--preset cpu --max-iters 4 --eval-interval 2 --set n_layer=1 --set n_embd=32 --set n_head=2 --set batch_size=4 --set block_size=32 --set eval_iters=2)
+  ABL=(--seeds 1 -p epochs=1 -p 'widths=[4,8]' -p blocks=1)
+  FASH=(--rows 2000 --epochs 1)
+  DROP=(--epochs 1 --rows standard,dropout)
+else
+  LM=(--preset gpu)
+  ABL=(--seeds 2 -p epochs=12)
+  FASH=()
+  DROP=(--epochs 250)
+fi
+
+job() {  # job NAME CMD...: run with the deadline, log to OUT/NAME.log, report the exit status
+  local name=$1
+  shift
+  (timeout "$DEADLINE" "$@" >"$OUT/$name.log" 2>&1; echo "$name exit $?" >>"$OUT/status.txt") &
+}
+
+{ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; } >"$OUT/device.txt" 2>&1
+"$PY" -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())" >>"$OUT/device.txt"
+job dropout "${KFW[@]}" repro dropout --data "$DATA/mnist" "${DROP[@]}"  # the longest first
+job lm "${KFW[@]}" lm train "$DATA/tinyshakespeare.txt" "${LM[@]}" --no-wandb
+job fashion "$PY" benchmarks/fashion_mnist.py --data "$DATA/fashion-mnist" "${FASH[@]}" --json "$OUT/fashion.json"
+job ablate bash -c "${KFW[*]} data import digit-recognizer '$DATA/digit-recognizer.zip' && \
+  ${KFW[*]} ablate digit-recognizer --model torch-resnet --toggle augment,batchnorm,residual \
+  --folds 1 --no-wandb $(printf "%q " "${ABL[@]}")"
+wait
+# records, tables and figures only: weights and predictions would pass the 16 MB a file may have
+tar -czf "$OUT/results.tgz" -C "$KFW_HOME" --exclude='*.pt' --exclude='*.parquet' \
+  --exclude='submission.csv' --exclude='.partial' runs
+cat "$OUT/status.txt"
+tail -n 3 "$OUT"/*.log
