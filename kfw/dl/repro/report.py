@@ -108,6 +108,10 @@ def dropout_figure(results: dict[str, Any]) -> bytes:
             epochs, results["test_error"][row], marker="." if len(epochs) < 30 else None, label=row
         )
     ax.set(xlabel="epoch", ylabel="test error (%)", yscale="log")
+    from matplotlib.ticker import FuncFormatter
+
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis(FuncFormatter(lambda v, _: f"{v:g}"))  # 1.5, 2, 3 rather than 2 x 10^0
     ax.set_title("MNIST test error, 3 x 1024 ReLU networks")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
@@ -534,6 +538,13 @@ def dropout_markdown(
             )
         header = ["run", "total decay", "epochs", "standard", "dropout", "gap (SE)", "time"]
         lines += _table(header, table)
+        gaps = [g for g in (_gap(r) for _, r in [main, *others]) if g is not None]
+        clear = sum(g[0] > 2 * g[1] for g in gaps)
+        lines += [
+            "",
+            f"The network without dropout is clearly worse (gap above 2 SE) in {clear} of these "
+            f"{len(gaps)} runs.",
+        ]
         for rec, r in others:
             name = f"img/repro-dropout-decay-{rec['config']['total_decay']:g}.png"
             images[name] = rec["id"]

@@ -250,6 +250,7 @@ def test_dropout_cli_and_report(
         sum(e / 100 * (1 - e / 100) / 200 for e in fin.values())
     )  # 200 test images
     assert f"| {fin['standard']:.2f}% | {fin['dropout']:.2f}% | {gap:+.2f} ± {se:.2f} |" in text
+    assert f"clearly worse (gap above 2 SE) in {int(gap > 2 * se)} of these 1 runs" in text
 
 
 # ---------------------------------------------------------------------------------------------
