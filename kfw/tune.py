@@ -141,9 +141,9 @@ def tune(
     sampler = optuna.samplers.TPESampler(seed=(seed * 1_000_003 + os.getpid()) % 2**32)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     try:
-        study = optuna.create_study(
-            storage=url, study_name=name, direction="maximize" if metric.greater_is_better else "minimize",
-            sampler=sampler, pruner=pruner, load_if_exists=True,
+        study = _open_study(
+            optuna, storage=url, study_name=name, direction="maximize" if metric.greater_is_better else "minimize",
+            sampler=sampler, pruner=pruner,
         )  # fmt: skip
     except (ImportError, ModuleNotFoundError) as exc:
         raise ConfigError(
@@ -207,6 +207,33 @@ def _fixed(space: Any, trial: Any) -> dict[str, Any]:
 
     values = space(optuna.trial.FixedTrial(trial.params), "")
     return {k: v for k, v in values.items() if k not in trial.params}
+
+
+# Postgres error codes a concurrent first open can raise: two workers creating Optuna's schema
+# at once collide on the catalog (23505 unique_violation on pg_type) or on a table (42P07
+# duplicate_table); the loser finds the schema there when it tries again.
+_SCHEMA_RACE = ("23505", "42P07")
+
+
+def _open_study(optuna: Any, attempts: int = 8, **kwargs: Any) -> Any:
+    """``optuna.create_study(load_if_exists=True)``, safe for workers that start together.
+
+    On a fresh database every worker tries to create the schema and the study; all but one
+    lose a race inside PostgreSQL. A lost race is retried after a short random wait (the
+    winner's tables and study are then there to load); any other error is raised at once.
+    """
+    import random
+
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(load_if_exists=True, **kwargs)
+        except Exception as exc:
+            code = getattr(getattr(exc, "orig", None), "pgcode", None)
+            lost = code in _SCHEMA_RACE or type(exc).__name__ == "DuplicatedStudyError"
+            if not lost or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _safe_url(url: str) -> str:

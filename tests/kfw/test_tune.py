@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -20,7 +21,7 @@ from kfw.cli.app import app
 from kfw.config import load_competition
 from kfw.pipeline import prepare
 from kfw.progress import NULL
-from kfw.tune import _Pruning, _safe_url, storage_url, tune
+from kfw.tune import _open_study, _Pruning, _safe_url, storage_url, tune
 from tests.conftest import in_ci
 from tests.postgres import PostgresUnavailable, postgres_server
 from tests.synth import make_competition
@@ -157,3 +158,49 @@ def test_two_workers_share_one_study_over_postgresql(home, postgres):
     assert (
         len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 12
     )  # no trial run twice
+
+
+_OPEN_AT = """
+import sys, time
+import optuna
+from kfw.tune import _open_study, storage_url
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+_open_study(optuna, storage=storage_url(sys.argv[1]), study_name="together")
+"""
+
+
+def test_workers_that_open_a_fresh_database_together_all_get_the_study(postgres):
+    # On a fresh database every worker creates Optuna's schema; without the retry the losers
+    # of PostgreSQL's catalog race die with a unique violation on pg_type (CI, stop 15).
+    start = f"{time.time() + 4:.3f}"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT, postgres, start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [w.communicate(timeout=120) for w in workers]
+    for w, (_, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-2000:]
+    summaries = optuna.get_all_study_summaries(storage=storage_url(postgres))
+    assert [s.study_name for s in summaries] == ["together"]
+
+
+def test_a_storage_error_that_is_no_race_is_raised_at_once(monkeypatch):
+    calls = []
+
+    class Failing:
+        @staticmethod
+        def create_study(**kwargs):
+            calls.append(kwargs)
+            raise ValueError("not a race")
+
+    with pytest.raises(ValueError, match="not a race"):
+        _open_study(Failing, storage="sqlite://", study_name="x")
+    assert len(calls) == 1 and calls[0]["load_if_exists"] is True
