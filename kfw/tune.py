@@ -210,9 +210,10 @@ def _fixed(space: Any, trial: Any) -> dict[str, Any]:
 
 
 # Postgres error codes a concurrent first open can raise: two workers creating Optuna's schema
-# at once collide on the catalog (23505 unique_violation on pg_type) or on a table (42P07
-# duplicate_table); the loser finds the schema there when it tries again.
-_SCHEMA_RACE = ("23505", "42P07")
+# at once collide on the catalog (23505 unique_violation on pg_type), on an enum type (42710
+# duplicate_object), a table (42P07 duplicate_table), a schema or a function (42P06, 42723);
+# the loser finds the schema there when it tries again.
+_SCHEMA_RACE = ("23505", "42710", "42P07", "42P06", "42723")
 
 
 def _open_study(optuna: Any, attempts: int = 8, **kwargs: Any) -> Any:
