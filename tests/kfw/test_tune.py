@@ -204,3 +204,27 @@ def test_a_storage_error_that_is_no_race_is_raised_at_once(monkeypatch):
     with pytest.raises(ValueError, match="not a race"):
         _open_study(Failing, storage="sqlite://", study_name="x")
     assert len(calls) == 1 and calls[0]["load_if_exists"] is True
+
+
+def test_a_lost_schema_race_is_retried_and_a_persistent_one_raised():
+    class Race(Exception):
+        def __init__(self, code):
+            self.orig = type("Orig", (), {"pgcode": code})()
+
+    class Flaky:
+        def __init__(self, failures):
+            self.failures, self.calls = failures, 0
+
+        def create_study(self, **kwargs):
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise Race("42710")
+            return "study"
+
+    flaky = Flaky(2)
+    assert _open_study(flaky, storage="postgresql://x", study_name="s") == "study"
+    assert flaky.calls == 3
+    stuck = Flaky(99)
+    with pytest.raises(Race):
+        _open_study(stuck, attempts=3, storage="postgresql://x", study_name="s")
+    assert stuck.calls == 3
