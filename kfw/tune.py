@@ -225,16 +225,15 @@ def _open_study(optuna: Any, attempts: int = 8, **kwargs: Any) -> Any:
     """
     import random
 
-    for attempt in range(attempts):
+    for attempt in range(attempts - 1):
         try:
             return optuna.create_study(load_if_exists=True, **kwargs)
         except Exception as exc:
             code = getattr(getattr(exc, "orig", None), "pgcode", None)
-            lost = code in _SCHEMA_RACE or type(exc).__name__ == "DuplicatedStudyError"
-            if not lost or attempt == attempts - 1:
+            if code not in _SCHEMA_RACE and type(exc).__name__ != "DuplicatedStudyError":
                 raise
             time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
-    raise AssertionError("unreachable")
+    return optuna.create_study(load_if_exists=True, **kwargs)  # the last attempt raises as is
 
 
 def _safe_url(url: str) -> str:
