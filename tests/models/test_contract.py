@@ -136,11 +136,35 @@ def _expected(estimator):
         failures["check_fit2d_1sample"] = (
             "CatBoost refuses a single training row with its own CatBoostError"
         )
-    if getattr(getattr(estimator, "estimator", None), "module", None) in ("cnn", "resnet"):
+    if _is_torch(estimator):
         failures["check_methods_subset_invariance"] = (
-            "float32 convolutions on the CPU block by batch size: rows agree to ~2e-7, not 1e-7"
+            "float32 matmuls and convolutions on the CPU block by batch size: rows agree to "
+            "~2e-7, not 1e-7 (test_torch_predictions_do_not_depend_on_the_batch checks 1e-6)"
         )
     return failures
+
+
+def _is_torch(estimator) -> bool:
+    return type(estimator).__name__.startswith("TorchTabular")
+
+
+TORCH_CASES = [c for c in CASES if c[0].startswith("torch-")]
+
+
+@pytest.mark.parametrize(("name", "task"), TORCH_CASES)
+def test_torch_predictions_do_not_depend_on_the_batch(name, task):
+    # scikit-learn's subset-invariance check at float32's precision: a row's prediction is
+    # the same whether it is scored alone, in a small batch or with the whole frame
+    X, y = _data(task)
+    model = _model(name, task).fit(X, y)
+    full = _predict(model, X, task)
+    by_batch = np.concatenate(
+        [_predict(model, X.iloc[i : i + 7], task) for i in range(0, len(X), 7)]
+    )
+    alone = np.concatenate([_predict(model, X.iloc[[i]], task) for i in range(0, 40)])
+    assert full.dtype == by_batch.dtype
+    np.testing.assert_allclose(by_batch, full, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(alone, full[:40], rtol=0, atol=1e-6)
 
 
 @parametrize_with_checks(list(_all_estimators()), expected_failed_checks=_expected)
