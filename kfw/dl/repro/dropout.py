@@ -158,16 +158,22 @@ class ReluNet(nn.Module):
 
 
 @torch.no_grad()
-def test_error(model: ReluNet, data: Digits, chunk: int = 2000) -> np.ndarray:
-    """Test error (%) per replica, ``(R,)``, with dropout off (inverted dropout: identity)."""
+def test_predictions(model: ReluNet, data: Digits, chunk: int = 2000) -> torch.Tensor:
+    """Predicted test labels per replica, ``(R, n_test)``, with dropout off (inverted: identity)."""
     model.eval()
     r = model.out.weight.shape[0]
-    wrong = torch.zeros(r, device=data.x_test.device)
-    for i in range(0, len(data.x_test), chunk):
-        logits = model(data.x_test[i : i + chunk].expand(r, -1, -1))
-        wrong += (logits.argmax(-1) != data.y_test[i : i + chunk]).sum(-1)
+    preds = [
+        model(data.x_test[i : i + chunk].expand(r, -1, -1)).argmax(-1)  # (R, chunk)
+        for i in range(0, len(data.x_test), chunk)
+    ]
     model.train()
-    return (100.0 * wrong / len(data.x_test)).cpu().numpy()
+    return torch.cat(preds, dim=1)
+
+
+def test_error(model: ReluNet, data: Digits) -> np.ndarray:
+    """Test error (%) per replica, ``(R,)``."""
+    wrong = (test_predictions(model, data) != data.y_test).float().mean(-1)
+    return (100.0 * wrong).cpu().numpy()
 
 
 def train_rows(
@@ -273,12 +279,16 @@ def train_rows(
         )
     seconds = before + time.perf_counter() - t0
     errs = np.stack(errors, 1)  # (R, epochs)
+    # the final networks' labels: a paired comparison of the rows on the same test images
+    final_pred = test_predictions(model, data).cpu().numpy()
     return {
         "rows": [row.name for row in rows],
         "row_settings": [asdict(row) for row in rows],
         "epochs": list(range(1, config.epochs + 1)),
         "test_error": {row.name: errs[i].round(4).tolist() for i, row in enumerate(rows)},
         "final_error": {row.name: float(errs[i, -1]) for i, row in enumerate(rows)},
+        "test_predictions": {row.name: final_pred[i].tolist() for i, row in enumerate(rows)},
+        "test_labels": data.y_test.cpu().tolist(),
         "seconds": round(seconds, 2),
         "resumed_from_epoch": start,
         "seconds_per_epoch": round(seconds / config.epochs, 3),

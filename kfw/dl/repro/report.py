@@ -378,14 +378,73 @@ def _dropout_runs(latest: Path, home: Path, slug: str) -> tuple[Path, list[Path]
     return main, [run for run in newest.values() if run != main]
 
 
-def _gap(res: dict[str, Any]) -> tuple[float, float] | None:
-    """Standard minus dropout test error (points) and its standard error (two binomials)."""
+@dataclass(frozen=True)
+class Gap:
+    """Standard minus dropout test error, in points, and its standard error.
+
+    Paired (``discordant`` set) when the run kept both networks' test labels: the two networks
+    are scored on the same 10,000 images, so only the images exactly one of them gets wrong
+    carry information (McNemar's test; Dietterich 1998). ``discordant`` is (images only the
+    standard network gets wrong, images only the dropout network gets wrong) and ``p`` the
+    exact two-sided McNemar p-value. Without predictions (older runs): two independent
+    binomials, a conservative standard error.
+    """
+
+    points: float
+    se: float
+    discordant: tuple[int, int] | None = None
+    p: float | None = None
+
+    @property
+    def clear(self) -> bool:
+        return self.points > 2 * self.se
+
+    def describe(self) -> str:
+        if self.discordant is None:
+            return f"standard error of the difference {self.se:.2f} points, two binomials"
+        b, c = self.discordant
+        return (
+            f"paired standard error {self.se:.2f} points; {b} test images only the standard "
+            f"network gets wrong, {c} only the dropout network, McNemar p = {self.p:.2g}"
+        )
+
+
+def _test_labels(res: dict[str, Any], data: str | None) -> np.ndarray | None:
+    """The run's test labels: kept in the record, else re-read from the run's data folder."""
+    if "test_labels" in res:
+        return np.asarray(res["test_labels"])
+    from kfw.dl.idx import load_idx_dir
+    from kfw.errors import DataError
+
+    try:
+        labels = load_idx_dir(data)[3] if data else None
+    except (DataError, OSError):
+        return None
+    return labels if labels is not None and len(labels) == res["n_test"] else None
+
+
+def _gap(res: dict[str, Any], data: str | None = None) -> Gap | None:
+    """Standard minus dropout test error (points), paired when the predictions were kept."""
     final = res["final_error"]
     if "standard" not in final or "dropout" not in final:
         return None
-    n = res["n_test"]
-    se = math.sqrt(sum(e / 100 * (1 - e / 100) / n for e in (final["standard"], final["dropout"])))
-    return final["standard"] - final["dropout"], 100 * se
+    n, points = res["n_test"], final["standard"] - final["dropout"]
+    preds = res.get("test_predictions", {})
+    labels = _test_labels(res, data) if {"standard", "dropout"} <= set(preds) else None
+    if labels is None:
+        se = math.sqrt(
+            sum(e / 100 * (1 - e / 100) / n for e in (final["standard"], final["dropout"]))
+        )
+        return Gap(points, 100 * se)
+    from scipy.stats import binomtest
+
+    std_wrong = np.asarray(preds["standard"]) != labels
+    drop_wrong = np.asarray(preds["dropout"]) != labels
+    b, c = int(np.sum(std_wrong & ~drop_wrong)), int(np.sum(~std_wrong & drop_wrong))
+    d = (b - c) / n
+    se = math.sqrt(max((b + c) / n - d * d, 0.0) / n)
+    p = binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
+    return Gap(100 * d, 100 * se, (b, c), float(p))
 
 
 def dropout_markdown(
@@ -501,13 +560,13 @@ def dropout_markdown(
             f"- With max-norm: {d:.2f}% (paper 1.06%: "
             f"{'within 0.15 points' if abs(d - 1.06) <= 0.15 else 'not within 0.15 points'})."
         )
-    gap = _gap(res)
+    gap = _gap(res, cfg.get("data"))
     if gap is not None:
-        verdict = "clearly worse" if gap[0] > 2 * gap[1] else "not clearly worse: within noise"
+        verdict = "clearly worse" if gap.clear else "not clearly worse: within noise"
         lines.append(
-            f"- Without dropout: {final['standard']:.2f}%, {gap[0]:+.2f} points against the "
-            f"dropout network (standard error of the difference {gap[1]:.2f} points, from "
-            f"{res['n_test']:,} test images): {verdict} at this length. The paper puts standard "
+            f"- Without dropout: {final['standard']:.2f}%, {gap.points:+.2f} points against the "
+            f"dropout network ({gap.describe()}; {res['n_test']:,} test images): {verdict} at "
+            f"this length (clearly: more than 2 standard errors). The paper puts standard "
             f"networks at about 1.6%; ours, on the same schedule as the dropout rows, is at "
             f"{final['standard']:.2f}%."
         )
@@ -524,7 +583,7 @@ def dropout_markdown(
         ]
         table = []
         for rec, r in [main, *others]:
-            g = _gap(r)
+            g = _gap(r, rec["config"].get("data"))
             fin = r["final_error"]
             table.append(
                 [
@@ -532,14 +591,14 @@ def dropout_markdown(
                     f"{rec['config']['total_decay']:.4f}",
                     len(r["epochs"]),
                     *(f"{fin[k]:.2f}%" if k in fin else "-" for k in ("standard", "dropout")),
-                    "-" if g is None else f"{g[0]:+.2f} ± {g[1]:.2f}",
+                    "-" if g is None else f"{g.points:+.2f} ± {g.se:.2f}",
                     f"{r['seconds'] / 60:.0f} min",
                 ]
             )
         header = ["run", "total decay", "epochs", "standard", "dropout", "gap (SE)", "time"]
         lines += _table(header, table)
-        gaps = [g for g in (_gap(r) for _, r in [main, *others]) if g is not None]
-        clear = sum(g[0] > 2 * g[1] for g in gaps)
+        gaps = [g for g in (_gap(r, rec["config"].get("data")) for rec, r in [main, *others]) if g]
+        clear = sum(g.clear for g in gaps)
         lines += [
             "",
             f"The network without dropout is clearly worse (gap above 2 SE) in {clear} of these "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -223,7 +224,7 @@ def test_dropout_cli_and_report(
     assert results["rows"] == ["dropout", "dropout-maxnorm"]
     # stderr is no terminal here: the progress comes as log lines with every row's error
     err = results["final_error"]
-    assert f"epoch 1/1 (0.0 min): dropout {err['dropout']:.4f}" in res.output
+    assert re.search(rf"epoch 1/1 \(\d+\.\d min\): dropout {err['dropout']:.4f}", res.output)
     assert set(results["final_error"]) == {"dropout", "dropout-maxnorm"}
     assert (run / "table2.png").read_bytes().startswith(PNG)
     text = (docs / "repro-dropout.md").read_text()
@@ -244,13 +245,47 @@ def test_dropout_cli_and_report(
     assert "--total-decay 0.5 " not in text and "--rows standard,dropout --total-decay 0.5" in text
     assert (docs / "img" / "repro-dropout-decay-0.5.png").read_bytes().startswith(PNG)
     (second,) = {r for r in (home / "runs" / "repro-dropout").iterdir() if r.is_dir()} - {run}
-    fin = json.loads((second / "results.json").read_text())["final_error"]
+    second_res = json.loads((second / "results.json").read_text())
+    fin = second_res["final_error"]
     gap = fin["standard"] - fin["dropout"]
-    se = 100 * math.sqrt(
-        sum(e / 100 * (1 - e / 100) / 200 for e in fin.values())
-    )  # 200 test images
+    # paired: the run kept both networks' labels for the same 200 test images
+    labels = np.asarray(second_res["test_labels"])
+    wrong = {k: np.asarray(v) != labels for k, v in second_res["test_predictions"].items()}
+    assert 100 * wrong["standard"].mean() == pytest.approx(fin["standard"], abs=1e-4)
+    b = np.sum(wrong["standard"] & ~wrong["dropout"]) / 200
+    c = np.sum(~wrong["standard"] & wrong["dropout"]) / 200
+    se = 100 * math.sqrt((b + c - (b - c) ** 2) / 200)
     assert f"| {fin['standard']:.2f}% | {fin['dropout']:.2f}% | {gap:+.2f} ± {se:.2f} |" in text
     assert f"clearly worse (gap above 2 SE) in {int(gap > 2 * se)} of these 1 runs" in text
+
+
+def test_the_dropout_gap_is_paired_when_the_predictions_were_kept() -> None:
+    from kfw.dl.repro.report import _gap
+
+    labels = np.zeros(1000, dtype=int)
+    standard, dropout = labels.copy(), labels.copy()
+    standard[:30] = 1  # both wrong on 10 images, only the standard network on 20 more
+    dropout[:10] = 1
+    dropout[500:504] = 1  # only the dropout network on 4
+    res = {
+        "n_test": 1000,
+        "final_error": {"standard": 3.0, "dropout": 1.4},
+        "test_predictions": {"standard": standard.tolist(), "dropout": dropout.tolist()},
+        "test_labels": labels.tolist(),
+    }
+    gap = _gap(res)
+    assert gap.discordant == (20, 4)
+    assert gap.points == pytest.approx(1.6)
+    d = 16 / 1000
+    assert gap.se == pytest.approx(100 * math.sqrt((24 / 1000 - d * d) / 1000))
+    assert gap.p == pytest.approx(0.0015, abs=1e-4)  # exact binomial: P(<= 4 of 24) x 2
+    assert gap.clear and "McNemar p = 0.0015" in gap.describe()
+    # a run without predictions (or whose data folder is gone): two independent binomials
+    del res["test_predictions"]
+    unpaired = _gap(res, data="/nonexistent")
+    assert unpaired.discordant is None and unpaired.p is None
+    assert unpaired.se == pytest.approx(100 * math.sqrt(0.03 * 0.97 / 1000 + 0.014 * 0.986 / 1000))
+    assert unpaired.se > gap.se  # pairing removes the images both get wrong from the noise
 
 
 # ---------------------------------------------------------------------------------------------
