@@ -15,8 +15,8 @@ passes), each epoch ends with its loss and metric, and early stopping keeps the 
 the best epoch. Every epoch is reported through ``callback.log`` and kept in ``history_``.
 
 Images are ``channels_last`` (NHWC) on every device; on CUDA the forward pass runs under bf16
-autocast, on the CPU everything is float32, deterministic under ``random_state`` (the same seed and thread
-count give the same predictions), with ``n_jobs`` threads.
+autocast, on the CPU everything is float32, deterministic under ``random_state`` (the same seed
+and thread count give the same predictions), with ``n_jobs`` threads.
 """
 
 from __future__ import annotations

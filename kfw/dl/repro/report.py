@@ -416,11 +416,13 @@ def _test_labels(res: dict[str, Any], data: str | None) -> np.ndarray | None:
     from kfw.dl.idx import load_idx_dir
     from kfw.errors import DataError
 
+    if not data:
+        return None
     try:
-        labels = load_idx_dir(data)[3] if data else None
+        labels = load_idx_dir(data)[3]
     except (DataError, OSError):
         return None
-    return labels if labels is not None and len(labels) == res["n_test"] else None
+    return labels if len(labels) == res["n_test"] else None
 
 
 def _gap(res: dict[str, Any], data: str | None = None) -> Gap | None:
@@ -561,7 +563,9 @@ def dropout_markdown(
             f"- With max-norm: {d:.2f}% (paper 1.06%: "
             f"{'within 0.15 points' if abs(d - 1.06) <= 0.15 else 'not within 0.15 points'})."
         )
-    gap = _gap(res, cfg.get("data"))
+    # once per run: an older run's paired gap re-reads its test labels from the IDX files
+    gaps = {rec["id"]: _gap(r, rec["config"].get("data")) for rec, r in [main, *others]}
+    gap = gaps[record["id"]]
     if gap is not None:
         verdict = "clearly worse" if gap.clear else "not clearly worse: within noise"
         lines.append(
@@ -584,7 +588,7 @@ def dropout_markdown(
         ]
         table = []
         for rec, r in [main, *others]:
-            g = _gap(r, rec["config"].get("data"))
+            g = gaps[rec["id"]]
             fin = r["final_error"]
             table.append(
                 [
@@ -598,12 +602,12 @@ def dropout_markdown(
             )
         header = ["run", "total decay", "epochs", "standard", "dropout", "gap (SE)", "time"]
         lines += _table(header, table)
-        gaps = [g for g in (_gap(r, rec["config"].get("data")) for rec, r in [main, *others]) if g]
-        clear = sum(g.clear for g in gaps)
+        measured = [g for g in gaps.values() if g is not None]
+        clear = sum(g.clear for g in measured)
         lines += [
             "",
             f"The network without dropout is clearly worse (gap above 2 SE) in {clear} of these "
-            f"{len(gaps)} runs.",
+            f"{len(measured)} runs.",
         ]
         for rec, r in others:
             name = f"img/repro-dropout-decay-{rec['config']['total_decay']:g}.png"
