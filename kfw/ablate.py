@@ -76,7 +76,7 @@ def first_folds(folds: Folds, k: int | None) -> Folds:
         raise ConfigError(f"--folds must lie in 1..{n} (the fold file has {n} folds), got {k}")
     return FirstFolds(
         folds.scheme, folds.ids, folds.assignment, folds.order, f"{folds.hash}-first{k}",
-        folds.path, keep=k,
+        folds.path, folds.groups, keep=k,
     )  # fmt: skip
 
 

@@ -185,11 +185,8 @@ def audit_competition(
                 label: str = label,
                 extra: Any = extra,
             ) -> np.ndarray:
-                cv = cross_validate(
-                    estimator, d.X, y_perm, ctx.folds, metric=metric, task=spec.task, features=d.features,
-                    target_transform=spec.target_transform, train_mask=d.train_mask, callback=callback,
-                    label=f"{label} (permuted)", exclude=d.exclude, extra=extra,
-                )  # fmt: skip
+                args = ctx.loop_args(callback, f"{label} (permuted)")
+                cv = cross_validate(estimator, d.X, y_perm, ctx.folds, **{**args, "extra": extra})
                 return cv.oof
 
             results.append(

@@ -218,6 +218,27 @@ class EnsembleSpec:
     level2: Literal["ridge", "logreg", "lgbm"] = "ridge"
 
 
+@dataclasses.dataclass(frozen=True)
+class EarlyStopping:
+    """Where a model that stops early (boosting rounds, a network's epochs) chooses its length.
+
+    ``inner`` (the default): on an inner split of each fold's training part, ``fraction`` of
+    it, cut the way the folds were (:meth:`kfw.folds.Folds.inner_split`); with ``refit`` the
+    model is then fitted again on the whole training part for the rounds chosen. The scored
+    fold is never seen before it is scored. ``scored-fold``: on the scored fold itself, the
+    common shortcut; its score is optimistic, the run says so, and it never drives a default.
+    ``off``: every round the parameters ask for.
+    """
+
+    mode: Literal["inner", "scored-fold", "off"] = "inner"
+    fraction: float = 0.2
+    refit: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 0.5:
+            raise ConfigError(f"early_stopping.fraction must lie in (0, 0.5], got {self.fraction}")
+
+
 # the fold scheme is owned by kfw.folds; imported late to keep this module light
 def _fold_scheme_type() -> type:
     from kfw.folds import FoldScheme
@@ -270,6 +291,7 @@ class Competition:
     folds: Any  # kfw.folds.FoldScheme, checked in load_competition
     models: tuple[ModelSpec, ...]
     ensemble: EnsembleSpec = dataclasses.field(default_factory=EnsembleSpec)
+    early_stopping: EarlyStopping = dataclasses.field(default_factory=EarlyStopping)
     target_transform: Literal["none", "log1p"] = "none"
     row_ids: bool = False
     unseen_categories: Literal["missing", "error"] = "missing"

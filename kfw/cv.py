@@ -2,10 +2,15 @@
 
 For each fold of each repeat: fit the fitted features and the model on the training part
 (optionally filtered by ``train_mask``), predict the validation part (out of fold) and the
-test set. Rows marked ``exclude`` (declared outliers) never enter a training part, an early
-stopping set or the headline score; they are still predicted out of fold and scored apart, so
-the score on all rows stays in view. Early stopping, where the model has it, watches that fold's validation part: the
-scored rows themselves, which is slightly optimistic, so the result records that it happened.
+test set. The validation part is never seen before it is scored: a model that stops early
+(boosting rounds, a network's best epoch) chooses its length on an inner split of the training
+part (:meth:`kfw.folds.Folds.inner_split`) and is then refitted on the whole training part for
+that many rounds. Stopping on the scored rows themselves is available as an explicit,
+optimistic mode and recorded as such.
+
+Rows marked ``exclude`` (declared outliers) never enter a training part or an early-stopping
+set, but they are predicted out of fold and scored: the headline score covers every training
+row, and the score without them is kept beside it (``score_without_excluded``).
 
 Predictions are kept on the target's own scale: probabilities for classification (class 1 for
 binary, one column per class for multiclass), values for regression (a ``log1p`` target
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.base import clone
 
+from kfw.config import EarlyStopping
 from kfw.encoding import CategoricalAligner
 from kfw.folds import Folds, Split
 from kfw.metrics import Metric
@@ -30,6 +36,8 @@ from kfw.progress import NULL, Callback
 
 if TYPE_CHECKING:
     import pandas as pd
+
+INNER = EarlyStopping()  # the default: lengths chosen on an inner split of the training part
 
 TRANSFORMS: dict[
     str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
@@ -50,10 +58,13 @@ class FoldResult:
     n_valid: int
     fit_seconds: float
     predict_seconds: float
-    best_iteration: int | None = None
+    best_iteration: int | None = None  # the rounds / epochs early stopping chose
     restored: bool = False  # taken from the checkpoint of an interrupted run
     # a network's epochs (``history_``: epoch, train_loss, valid_loss, valid metric, seconds)
     history: list[dict[str, float]] | None = None
+    # where early stopping chose ``best_iteration``: "inner" or "scored-fold" (optimistic)
+    stopped_on: str | None = None
+    refit: bool = False  # refitted on the whole training part for ``best_iteration`` rounds
 
 
 @dataclass
@@ -67,9 +78,10 @@ class CVResult:
     test : ndarray or None
         Test predictions averaged over every fit.
     score : float
-        The metric on the out-of-fold predictions of every validated, non-excluded row.
-    score_all : float or None
-        With excluded rows: the metric on all validated rows, excluded ones included.
+        The headline: the metric on the out-of-fold predictions of every validated row,
+        declared outliers included (they were never fitted on, but the test set has its own).
+    score_without_excluded : float or None
+        With excluded rows: the metric without them (labelled as such wherever shown).
     importances : DataFrame or None
         Feature x fit importance, when the model exposes ``feature_importances_``.
     """
@@ -80,9 +92,11 @@ class CVResult:
     score: float
     metric: str
     importances: pd.DataFrame | None = None
-    early_stopping: bool = False
+    # where early stopping chose the length: "inner" (an inner split of each training part),
+    # "scored-fold" (the scored rows themselves: optimistic), None (nothing stopped early)
+    early_stopping: str | None = None
     seconds: float = 0.0
-    score_all: float | None = None
+    score_without_excluded: float | None = None
     excluded: int = 0
 
     @property
@@ -96,6 +110,20 @@ class CVResult:
     @property
     def std(self) -> float:
         return float(self.fold_scores.std())
+
+    @property
+    def se(self) -> float | None:
+        """The corrected standard error of the CV (:func:`kfw.noise.corrected_se`), if defined."""
+        from kfw.noise import NoiseError, corrected_se
+
+        try:
+            return corrected_se(
+                self.fold_scores,
+                float(np.mean([f.n_train for f in self.folds])),
+                float(np.mean([f.n_valid for f in self.folds])),
+            )
+        except NoiseError:
+            return None
 
 
 class FoldStore:
@@ -126,6 +154,17 @@ def _accepts_eval_set(estimator: Any, name: str = "eval_set") -> bool:
         return False
 
 
+def stops_early(estimator: Any) -> bool:
+    """Whether ``estimator.fit(X, y, eval_set=...)`` chooses its own length on the eval set.
+
+    The protocol: an estimator that early-stops defines ``stops_early() -> bool`` and
+    ``fixed_length(n) -> dict`` (the ``set_params`` that train exactly ``n`` rounds or epochs
+    without stopping), and sets ``best_iteration_`` after a stopped fit.
+    """
+    method = getattr(estimator, "stops_early", None)
+    return bool(method()) if callable(method) else False
+
+
 def _predict(
     estimator: Any, X: Any, task: str, inverse: Callable[[np.ndarray], np.ndarray]
 ) -> np.ndarray:
@@ -145,6 +184,98 @@ def _importance(estimator: Any) -> pd.Series | None:
     return pd.Series(np.asarray(values, dtype=float), index=names)
 
 
+def training_rows(
+    split: Split,
+    X: pd.DataFrame,
+    y_fit: np.ndarray,
+    exclude: np.ndarray | None = None,
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Row positions a fold fits on: its training part less excluded and masked-out rows."""
+    train = split.train
+    if exclude is not None:
+        train = train[~exclude[train]]
+    if train_mask is not None:
+        train = train[np.asarray(train_mask(X.iloc[train], y_fit[train]), dtype=bool)]
+    return train
+
+
+def check_inner_splits(
+    folds: Folds,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    early_stopping: EarlyStopping,
+    exclude: np.ndarray | None = None,
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+) -> None:
+    """Raise the :class:`~kfw.errors.FoldError` a fold's inner split would, before any fit."""
+    if early_stopping.mode != "inner":
+        return
+    for split in folds.splits():
+        rows = training_rows(split, X, y, exclude, train_mask)
+        folds.inner_split(split, rows, y, task, early_stopping.fraction)
+
+
+@dataclass
+class FoldFit:
+    """What :func:`fit_fold` returns: one fold's predictions and the fitted model."""
+
+    valid_pred: np.ndarray
+    test_pred: np.ndarray | None
+    model: Any
+    fit_seconds: float
+    predict_seconds: float
+    n_train: int
+    # the rounds (or epochs) early stopping chose, and on which rows: "inner" (an inner split
+    # of the training part), "scored-fold" (the scored rows: optimistic) or None (no stopping)
+    rounds: int | None = None
+    stopped_on: str | None = None
+    refit: bool = False
+    # a network's epochs in the fit that chose the length (its validation curve), not the refit
+    history: list[dict[str, float]] | None = None
+
+
+def _fit_on(
+    estimator: Any,
+    X: pd.DataFrame,
+    y_fit: np.ndarray,
+    rows: np.ndarray,
+    *,
+    features: Any,
+    extra: tuple[pd.DataFrame, np.ndarray] | None,
+    watch: np.ndarray | None,
+    callback: Callback | None,
+) -> tuple[Any, Any, CategoricalAligner]:
+    """Fit the fitted features and a clone of the model on ``rows`` (+ extra rows).
+
+    ``watch`` (row positions) becomes the model's ``eval_set``, transformed by the features
+    fitted here; it must not overlap ``rows``.
+    """
+    X_tr, y_tr = X.iloc[rows], y_fit[rows]
+    if extra is not None:
+        import pandas as pd
+
+        X_tr = pd.concat([X_tr, extra[0]], ignore_index=True)
+        y_tr = np.concatenate([y_tr, extra[1]])
+    step = None
+    if features is not None:
+        step = clone(features)
+        X_tr = step.fit_transform(X_tr, y_tr)
+    align = CategoricalAligner().fit(X_tr)
+    X_tr = align.transform(X_tr)
+    model = clone(estimator)
+    kwargs: dict[str, Any] = {}
+    if watch is not None:
+        X_w = X.iloc[watch]
+        X_w = align.transform(step.transform(X_w) if step is not None else X_w)
+        kwargs["eval_set"] = (X_w, y_fit[watch])
+    if callback is not None and _accepts_eval_set(model, "callback"):
+        kwargs["callback"] = callback  # per-epoch logs of a network (kfw.dl.estimator)
+    model.fit(X_tr, y_tr, **kwargs)
+    return model, step, align
+
+
 def fit_fold(
     estimator: Any,
     X: pd.DataFrame,
@@ -159,51 +290,58 @@ def fit_fold(
     exclude: np.ndarray | None = None,
     extra: tuple[pd.DataFrame, np.ndarray] | None = None,
     callback: Callback | None = None,
-) -> tuple[np.ndarray, np.ndarray | None, Any, float, float, int]:
+    folds: Folds | None = None,
+    early_stopping: EarlyStopping = INNER,
+) -> FoldFit:
     """Fit features and model on one fold's training part; predict its validation part and test.
+
+    A model that stops early (see :func:`stops_early`) chooses its length on an inner split of
+    the training part (``folds.inner_split``), with the features fitted on the inner training
+    rows only; with ``early_stopping.refit`` it is then refitted on the whole training part for
+    that many rounds. The fold's validation rows are read only to be predicted. The old
+    shortcut, stopping on the validation part itself, is ``mode = "scored-fold"``: optimistic,
+    and recorded as such.
 
     ``extra`` (row features and fitted target of extra training rows, e.g. the original data
     set a synthetic competition was generated from) joins the training part only.
-
-    Returns
-    -------
-    valid_pred, test_pred, fitted_estimator, fit_seconds, predict_seconds, n_train
     """
-    train, watch = split.train, np.ones(len(split.valid), dtype=bool)
+    train = training_rows(split, X, y_fit, exclude, train_mask)
+    watch_valid = split.valid
     if exclude is not None:
-        train = train[~exclude[train]]
-        watch = ~exclude[split.valid]  # excluded rows are predicted, never watched
-    if train_mask is not None:
-        keep = np.asarray(train_mask(X.iloc[train], y_fit[train]), dtype=bool)
-        train = train[keep]
+        watch_valid = split.valid[~exclude[split.valid]]  # excluded rows are predicted only
+    mode = early_stopping.mode if stops_early(estimator) else "off"
+    common = dict(features=features, extra=extra, callback=callback)
     start = time.perf_counter()
-    X_tr, X_va, X_te = X.iloc[train], X.iloc[split.valid], X_test
-    y_tr = y_fit[train]
-    if extra is not None:
-        import pandas as pd
-
-        X_tr = pd.concat([X_tr, extra[0]], ignore_index=True)
-        y_tr = np.concatenate([y_tr, extra[1]])
-    if features is not None:
-        step = clone(features)
-        X_tr = step.fit_transform(X_tr, y_tr)
-        X_va = step.transform(X_va)
-        X_te = step.transform(X_te) if X_te is not None else None
-    align = CategoricalAligner().fit(X_tr)
-    X_tr, X_va = align.transform(X_tr), align.transform(X_va)
-    X_te = align.transform(X_te) if X_te is not None else None
-    model = clone(estimator)
-    kwargs: dict[str, Any] = {}
-    if _accepts_eval_set(model):
-        kwargs["eval_set"] = (X_va[watch], y_fit[split.valid][watch])
-    if callback is not None and _accepts_eval_set(model, "callback"):
-        kwargs["callback"] = callback  # per-epoch logs of a network (kfw.dl.estimator)
-    model.fit(X_tr, y_tr, **kwargs)
+    rounds, refit, history = None, False, None
+    if mode == "inner":
+        if folds is None:
+            raise ValueError("early stopping on an inner split needs the folds (folds=...)")
+        inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
+        model, step, align = _fit_on(estimator, X, y_fit, inner, watch=held, **common)
+        rounds = getattr(model, "best_iteration_", None)
+        history = _history(model)
+        if early_stopping.refit and rounds:
+            fixed = clone(estimator).set_params(**estimator.fixed_length(int(rounds)))
+            model, step, align = _fit_on(fixed, X, y_fit, train, watch=None, **common)
+            refit = True
+    elif mode == "scored-fold":
+        model, step, align = _fit_on(estimator, X, y_fit, train, watch=watch_valid, **common)
+        rounds = getattr(model, "best_iteration_", None)
+    else:
+        model, step, align = _fit_on(estimator, X, y_fit, train, watch=None, **common)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    valid_pred = _predict(model, X_va, task, inverse)
-    test_pred = _predict(model, X_te, task, inverse) if X_te is not None else None
-    return valid_pred, test_pred, model, fit_seconds, time.perf_counter() - start, len(train)
+
+    def prepared(frame: pd.DataFrame) -> pd.DataFrame:
+        return align.transform(step.transform(frame) if step is not None else frame)
+
+    valid_pred = _predict(model, prepared(X.iloc[split.valid]), task, inverse)
+    test_pred = _predict(model, prepared(X_test), task, inverse) if X_test is not None else None
+    return FoldFit(
+        valid_pred, test_pred, model, fit_seconds, time.perf_counter() - start, len(train),
+        int(rounds) if rounds is not None else None, mode if rounds is not None else None, refit,
+        history if history is not None else _history(model),
+    )  # fmt: skip
 
 
 def cross_validate(
@@ -223,14 +361,15 @@ def cross_validate(
     label: str = "model",
     exclude: np.ndarray | None = None,
     extra: tuple[pd.DataFrame, np.ndarray] | None = None,
+    early_stopping: EarlyStopping = INNER,
 ) -> CVResult:
     """Run the fold loop.
 
     Parameters
     ----------
     estimator : scikit-learn estimator
-        Cloned for every fit. If its ``fit`` takes ``eval_set``, it receives the fold's
-        validation part as ``(X_valid, y_valid)``.
+        Cloned for every fit. A model that stops early (:func:`stops_early`) receives an
+        inner split of the training part as ``eval_set`` (see :func:`fit_fold`).
     X, X_test : DataFrame
         Row features of the training and test rows.
     y : ndarray
@@ -248,10 +387,13 @@ def cross_validate(
         Restores finished folds of an interrupted run and saves each new one.
     exclude : bool ndarray, optional
         Rows left out of every training part, early-stopping set and the headline score
-        (declared outliers); predicted out of fold all the same and scored in ``score_all``.
+        (declared outliers); predicted out of fold and scored all the same (the headline
+        covers every row); ``score_without_excluded`` leaves them out.
     extra : (DataFrame, ndarray), optional
         Extra training rows and their target (own scale), added to every training part and
         never validated on.
+    early_stopping : EarlyStopping
+        Where a model that stops early chooses its length (default: an inner split).
     """
     import pandas as pd
 
@@ -264,7 +406,7 @@ def cross_validate(
     test_sum = None
     results: list[FoldResult] = []
     importances: dict[str, pd.Series] = {}
-    early = False
+    early: set[str] = set()
     scored = ~exclude if exclude is not None else np.ones(n, dtype=bool)
     started = time.perf_counter()
     callback.cv_start(label, folds.n_fits)
@@ -273,7 +415,7 @@ def cross_validate(
         if restored is not None:
             result, valid_pred, test_pred, importance = restored
         else:
-            valid_pred, test_pred, model, fit_s, pred_s, n_train = fit_fold(
+            fit = fit_fold(
                 estimator,
                 X,
                 y_fit,
@@ -286,23 +428,28 @@ def cross_validate(
                 exclude=exclude,
                 extra=None if extra is None else (extra[0], _fit_target(extra[1], task, forward)),
                 callback=callback,
+                folds=folds,
+                early_stopping=early_stopping,
             )
-            best = getattr(model, "best_iteration_", None)
+            valid_pred, test_pred = fit.valid_pred, fit.test_pred
             result = FoldResult(
                 split.repeat,
                 split.fold,
-                metric(y[split.valid][scored[split.valid]], valid_pred[scored[split.valid]]),
-                n_train,
+                metric(y[split.valid], valid_pred),
+                fit.n_train,
                 len(split.valid),
-                fit_s,
-                pred_s,
-                int(best) if best is not None else None,
-                history=_history(model),
+                fit.fit_seconds,
+                fit.predict_seconds,
+                fit.rounds,
+                history=fit.history,
+                stopped_on=fit.stopped_on,
+                refit=fit.refit,
             )
-            importance = _importance(model)
+            importance = _importance(fit.model)
             if store is not None:
                 store.save(result, valid_pred, test_pred, importance)
-        early |= result.best_iteration is not None
+        if result.stopped_on is not None:
+            early.add(result.stopped_on)
         oof_sum[split.valid] += valid_pred
         oof_count[split.valid] += 1
         if test_pred is not None:
@@ -314,21 +461,28 @@ def cross_validate(
     validated = oof_count > 0
     oof = np.full(shape, np.nan)
     oof[validated] = (oof_sum[validated].T / oof_count[validated]).T
-    rows = validated & scored
+    kept = validated & scored
     cv = CVResult(
         oof=oof,
         test=test_sum / len(results) if test_sum is not None else None,
         folds=results,
-        score=metric(y[rows], oof[rows]),
-        score_all=metric(y[validated], oof[validated]) if exclude is not None else None,
+        score=metric(y[validated], oof[validated]),
+        score_without_excluded=metric(y[kept], oof[kept]) if exclude is not None else None,
         excluded=int((~scored).sum()),
         metric=metric.name,
         importances=pd.DataFrame(importances) if importances else None,
-        early_stopping=early,
+        early_stopping=_stopped_on(early),
         seconds=time.perf_counter() - started,
     )
     callback.cv_end(cv)
     return cv
+
+
+def _stopped_on(modes: set[str]) -> str | None:
+    """One label for a run: the optimistic mode wins when any fit used it."""
+    if "scored-fold" in modes:
+        return "scored-fold"
+    return "inner" if modes else None
 
 
 def _fit_target(
@@ -389,7 +543,7 @@ def cross_validate_targets(
             )
         )
     importances = [r.importances for r in results if r.importances is not None]
-    score_all = [r.score_all for r in results]
+    without = [r.score_without_excluded for r in results]
     return CVResult(
         oof=np.column_stack([r.oof for r in results]),  # (n_rows, n_targets)
         test=np.column_stack([r.test for r in results]) if results[0].test is not None else None,
@@ -397,8 +551,10 @@ def cross_validate_targets(
         score=float(np.mean([r.score for r in results])),
         metric=metric.name,
         importances=sum(importances) / len(importances) if importances else None,
-        early_stopping=any(r.early_stopping for r in results),
+        early_stopping=_stopped_on({r.early_stopping for r in results} - {None}),
         seconds=sum(r.seconds for r in results),
-        score_all=float(np.mean(score_all)) if all(s is not None for s in score_all) else None,
+        score_without_excluded=(
+            float(np.mean(without)) if all(s is not None for s in without) else None
+        ),
         excluded=results[0].excluded,
     )

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Scheme = Literal["kfold", "stratified", "group", "stratified_group", "time"]
+# the fewest rows an inner early-stopping split may leave on either side
+MIN_INNER_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class Folds:
         Time schemes: dense rank of each row's time value.
     hash : str
         Content hash of the file and scheme; every run records it.
+    groups : ndarray of shape (n_rows,) or None
+        Group schemes: each row's group, so that an inner split keeps groups together too.
     """
 
     scheme: FoldScheme
@@ -130,6 +134,7 @@ class Folds:
     order: np.ndarray | None
     hash: str
     path: Path | None = None
+    groups: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -156,6 +161,110 @@ class Folds:
     def validated(self) -> np.ndarray:
         """Boolean mask of the rows that some fold validates (all of them except time splits)."""
         return (self.assignment >= 0).any(axis=1)
+
+    def inner_split(
+        self, split: Split, train: np.ndarray, y: np.ndarray, task: str, fraction: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Carve an early-stopping set out of a fold's training part, the way the folds were cut.
+
+        Anything a model chooses by watching scores (boosting rounds, a network's best epoch)
+        is chosen here, on rows of the training part, so the fold's validation part is never
+        seen before it is scored. The inner split follows the outer scheme: stratified on the
+        class (or on quantile bins of a regression target), groups kept whole, and for a time
+        split the latest ``fraction`` of the training periods (less the gap) validates. It
+        reads only the training part's labels and is seeded by (seed, repeat, fold), so it is
+        the same for every model and every run.
+
+        Parameters
+        ----------
+        split : Split
+            The outer fit; its repeat and fold seed the inner split.
+        train : ndarray of int
+            Row positions of the training part actually fitted (outliers and masked rows
+            already removed).
+        y : ndarray
+            Target of every row (only ``y[train]`` is read).
+        fraction : float
+            Share of the training part that validates, in (0, 0.5].
+
+        Returns
+        -------
+        inner_train, inner_valid : ndarray of int
+            Row positions (a partition of ``train``).
+
+        Raises
+        ------
+        FoldError
+            When the training part is too small (or a class too rare) to split.
+        """
+        from sklearn.model_selection import (
+            GroupShuffleSplit,
+            ShuffleSplit,
+            StratifiedGroupKFold,
+            StratifiedShuffleSplit,
+        )
+
+        where = f"fold {split.fold}" + (f" of repeat {split.repeat}" if split.repeat else "")
+        n = len(train)
+        n_valid = round(n * fraction)
+        if n_valid < MIN_INNER_ROWS or n - n_valid < MIN_INNER_ROWS:
+            raise FoldError(
+                f"{where}: its training part has {n} rows, too few to hold out {fraction:.0%} "
+                f"for early stopping (at least {MIN_INNER_ROWS} rows on each side); turn early "
+                "stopping off (early_stopping_rounds = 0) or use fewer folds"
+            )
+        scheme = self.scheme
+        if self.order is not None:
+            # time: the latest periods validate; the gap separates them from what trains
+            periods = np.unique(self.order[train])
+            n_periods = max(1, round(len(periods) * fraction))
+            if len(periods) - n_periods - scheme.gap < 1:
+                raise FoldError(
+                    f"{where}: {len(periods)} training periods are too few for an inner "
+                    f"early-stopping block of {n_periods} with a gap of {scheme.gap}"
+                )
+            start = periods[-n_periods]
+            valid = train[self.order[train] >= start]
+            inner = train[self.order[train] < periods[-n_periods - scheme.gap]]
+            return inner, valid
+        seed = int(
+            np.random.SeedSequence([scheme.seed, split.repeat, split.fold]).generate_state(1)[0]
+        )
+        zeros = np.zeros(n)
+        # classes are always stratified (a rare class must reach both sides); a regression
+        # target only when the outer folds were stratified on it
+        strata = None
+        yt = np.asarray(y)[train]
+        if task != "regression":
+            strata = yt
+            _, counts = np.unique(strata, return_counts=True)
+            if counts.min() < 2:
+                raise FoldError(
+                    f"{where}: a class has {counts.min()} training row(s), too few to stratify "
+                    "an early-stopping split; turn early stopping off or merge rare classes"
+                )
+        elif scheme.scheme in ("stratified", "stratified_group"):
+            strata = _regression_bins(yt.astype(float), max(1, min(scheme.bins, n_valid // 2)))
+        groups = self.groups[train] if self.groups is not None else None
+        if scheme.scheme == "group":
+            splitter = GroupShuffleSplit(1, test_size=fraction, random_state=seed)
+            it, iv = next(splitter.split(zeros, groups=groups))
+        elif scheme.scheme == "stratified_group":
+            k = max(2, round(1 / fraction))
+            it, iv = next(
+                StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(
+                    zeros, strata, groups
+                )
+            )
+        elif strata is not None:
+            it, iv = next(
+                StratifiedShuffleSplit(1, test_size=n_valid, random_state=seed).split(zeros, strata)
+            )
+        else:
+            it, iv = next(ShuffleSplit(1, test_size=n_valid, random_state=seed).split(zeros))
+        if len(it) == 0 or len(iv) == 0:
+            raise FoldError(f"{where}: the inner early-stopping split left one side empty")
+        return train[np.sort(it)], train[np.sort(iv)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,6 +385,12 @@ def folds_path(data_dir: Path, scheme: FoldScheme) -> Path:
     return data_dir / "folds" / f"{scheme.name}.csv"
 
 
+def stored_hash(data_dir: Path, scheme: FoldScheme) -> str | None:
+    """The hash of the competition's fold file for ``scheme`` (None before it is computed)."""
+    path = folds_path(data_dir, scheme)
+    return content_hash(path.read_bytes(), scheme) if path.is_file() else None
+
+
 def get_folds(
     data_dir: Path,
     scheme: FoldScheme,
@@ -300,9 +415,10 @@ def get_folds(
     """
     path = folds_path(data_dir, scheme)
     ids = train[id_col].to_numpy()
-    if path.exists() and not force:
-        return read_folds(path, scheme, ids, id_col), False
     groups = _column(train, scheme.group) if scheme.group else None
+    if path.exists() and not force:
+        folds = read_folds(path, scheme, ids, id_col)
+        return dataclasses.replace(folds, groups=groups), False
     times = _column(train, scheme.time) if scheme.time else None
     assignment, order = assign_folds(scheme, len(ids), target, groups, times, task)
     data = _to_csv(id_col, ids, assignment, order)
@@ -311,7 +427,7 @@ def get_folds(
     meta = {"scheme": dataclasses.asdict(scheme), "hash": digest, "rows": len(ids)}
     _atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=2).encode())
     _atomic_write(path, data)
-    folds = Folds(scheme, ids, assignment, order, digest, path)
+    folds = Folds(scheme, ids, assignment, order, digest, path, groups)
     check_folds(folds, groups=groups)
     return folds, True
 

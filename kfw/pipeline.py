@@ -19,15 +19,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kfw.config import Competition, ModelSpec
-from kfw.cv import CVResult, cross_validate, cross_validate_targets
+from kfw.cv import (
+    CVResult,
+    check_inner_splits,
+    cross_validate,
+    cross_validate_targets,
+    stops_early,
+)
 from kfw.data import Dataset, data_dir, load_dataset
 from kfw.design import Design, build_design
 from kfw.errors import ConfigError
 from kfw.folds import Folds, get_folds
 from kfw.metrics import get_metric
+from kfw.noise import run_se
 from kfw.progress import NULL, Callback
 from kfw.submit import build_submission, check_and_encode
-from kfw.track import RunStore, config_key, environment, prediction_frame
+from kfw.track import SCHEMA_VERSION, RunStore, config_key, environment, prediction_frame
 from kfw.wandb_mirror import Mirror
 
 if TYPE_CHECKING:
@@ -57,6 +64,21 @@ class Context:
     design: Design
     store: RunStore
     mirror: Mirror | None = None  # W&B, called after each run is saved
+
+    def loop_args(self, callback: Callback = NULL, label: str = "model") -> dict[str, Any]:
+        """Keyword arguments of :func:`kfw.cv.cross_validate` that every caller shares.
+
+        Everything the competition decides (metric, task, fitted features, target transform,
+        training-part filters, excluded rows, extra rows, early stopping); the caller adds
+        the estimator, the target and ``X_test`` when it wants test predictions.
+        """
+        spec, d = self.spec, self.design
+        return dict(
+            metric=get_metric(spec.metric), task=spec.task, features=d.features,
+            target_transform=spec.target_transform, train_mask=d.train_mask,
+            exclude=d.exclude, extra=d.extra, early_stopping=spec.early_stopping,
+            callback=callback, label=label,
+        )  # fmt: skip
 
 
 def prepare(
@@ -113,6 +135,7 @@ def base_record(ctx: Context, kind: str, label: str) -> dict[str, Any]:
     spec = ctx.spec
     metric = get_metric(spec.metric)
     return {
+        "schema_version": SCHEMA_VERSION,
         "competition": spec.slug,
         "kind": kind,
         "label": label,
@@ -180,6 +203,8 @@ def run_model(
     )
     record = base_record(ctx, "model", model.label)
     record.update(model=model.name, params=_params(estimator), seed=seed, threads=threads)
+    stops = stops_early(estimator) and spec.early_stopping.mode != "off"
+    record["early_stopping_config"] = asdict(spec.early_stopping) if stops else None
     record.update(annotations or {})
     key = config_key(
         {
@@ -194,17 +219,12 @@ def run_model(
                 "data",
                 "features",
                 "extra_train",
+                "early_stopping_config",
             )
         }
     )
     started = time.time()
-    common = dict(
-        metric=get_metric(spec.metric), task=spec.task, X_test=ctx.design.X_test,
-        features=ctx.design.features, target_transform=spec.target_transform,
-        train_mask=ctx.design.train_mask, callback=callback, label=model.label,
-        exclude=ctx.design.exclude,
-        extra=ctx.design.extra,
-    )  # fmt: skip
+    common = dict(ctx.loop_args(callback, model.label), X_test=ctx.design.X_test)
     # BLAS (NumPy's matrix products: linear and from-scratch models) gets the run's thread
     # count too, so that KFW_THREADS=1 really means one thread per fit
     from threadpoolctl import threadpool_limits
@@ -222,6 +242,8 @@ def run_model(
             )
     record["id"] = ctx.store.new_id(model.label, key)
     record.update(_scores(cv), started=iso_time(started), finished=iso_time(time.time()))
+    record["optimistic"] = [*record.get("optimistic", []), *optimism(cv)]
+    record["se"] = run_se(record)
     importances = (
         cv.importances.assign(mean=cv.importances.mean(axis=1))
         if cv.importances is not None
@@ -247,10 +269,17 @@ def mirror_run(ctx: Context, record: dict[str, Any], callback: Callback) -> dict
     return ctx.mirror(record, ctx.store.root / record["id"], callback)
 
 
+def optimism(cv: CVResult) -> list[str]:
+    """Why a fold loop's score is optimistic: what was chosen on the rows it scored."""
+    if cv.early_stopping == "scored-fold":
+        return ["early stopping on the scored folds"]
+    return []
+
+
 def _scores(cv: CVResult) -> dict[str, Any]:
     return {
         "score": cv.score,
-        "score_all": cv.score_all,
+        "score_without_excluded": cv.score_without_excluded,
         "mean": cv.mean,
         "std": cv.std,
         "fold_scores": [asdict(f) for f in cv.folds],
@@ -298,8 +327,15 @@ def run_competition(
         if len(members) != 1:
             raise ConfigError("--param applies to one model: name it with --model")
         members = [ModelSpec(members[0].name, {**members[0].params, **overrides}, members[0].alias)]
-    for m in members:  # an unknown model or parameter fails before any run is written
-        make_estimator(m.name, ctx.spec.task, m.params)
+    # an unknown model or parameter, or folds too small for early stopping, fail before any
+    # run is written
+    estimators = [make_estimator(m.name, ctx.spec.task, m.params) for m in members]
+    if any(stops_early(e) for e in estimators):
+        d = ctx.design
+        y = d.y[:, 0] if ctx.spec.multi_target else d.y
+        check_inner_splits(
+            ctx.folds, d.X, y, ctx.spec.task, ctx.spec.early_stopping, d.exclude, d.train_mask
+        )
     started = time.time()
     records = []
     for i, m in enumerate(members):

@@ -32,6 +32,10 @@ class ModelEntry:
     regressor: str | None = None
     classifier: str | None = None
     space: str | None = None  # "module:function(trial, task) -> params" for kfw tune
+    # how much freedom the model has to fit noise, for choosing among runs that CV cannot tell
+    # apart (kfw.noise): 1 linear, 2 neighbours / kernels / one tree, 3 bagged trees,
+    # 4 boosted trees, 5 networks
+    complexity: int = 4
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -68,6 +72,13 @@ def get_entry(name: str) -> ModelEntry:
     if name not in REGISTRY:
         raise ConfigError(f"unknown model {name!r} (registered: {', '.join(sorted(REGISTRY))})")
     return REGISTRY[name]
+
+
+def complexity(name: str) -> int:
+    """The registered complexity rank of model ``name`` (4, boosted trees, when unknown)."""
+    _load_plugins()
+    entry = REGISTRY.get(name)
+    return entry.complexity if entry is not None else 4
 
 
 def estimator_class(name: str, task: str) -> Any:

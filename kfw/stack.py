@@ -66,8 +66,10 @@ class StackResult:
     score_insample: float | None
     weights: np.ndarray | None = None
     fold_weights: list[np.ndarray] = field(default_factory=list)
-    score_all: float | None = None
+    score_without_excluded: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    # (repeat, fold) of each entry of fold_scores
+    fits: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _combine(preds: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -140,10 +142,35 @@ def hill_climb_weights(
     return counts / counts.sum()
 
 
-def _rows(folds: Folds, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rows(folds: Folds, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Validated rows (scored) and the rows weights may be fitted on (no declared outliers)."""
     validated = folds.validated()
-    scored = validated & ~exclude if exclude is not None else validated
-    return validated, np.flatnonzero(scored), folds.assignment[:, 0]
+    fitted = validated & ~exclude if exclude is not None else validated
+    return validated, fitted
+
+
+def _fits(folds: Folds) -> list[tuple[int, int, np.ndarray]]:
+    """(repeat, fold, validation mask) of every fit of the fold file."""
+    out = []
+    for r in range(folds.assignment.shape[1]):
+        col = folds.assignment[:, r]
+        out += [(r, int(k), col == k) for k in np.unique(col) if k >= 0]
+    return out
+
+
+def _without(
+    metric: Metric, y: np.ndarray, oof: np.ndarray, fitted: np.ndarray, exclude: np.ndarray | None
+) -> float | None:
+    """The score without the declared outliers (None when there are none)."""
+    return metric(y[fitted], oof[fitted]) if exclude is not None else None
+
+
+def _early(records: list[dict[str, Any]]) -> str | None:
+    """The members' early stopping, the optimistic mode winning (old records said True)."""
+    modes = {r.get("early_stopping") for r in records}
+    if "scored-fold" in modes or True in modes:
+        return "scored-fold"
+    return "inner" if "inner" in modes else None
 
 
 def _weighted(
@@ -169,32 +196,41 @@ def _weighted(
             preds[:, rows], lambda p: metric(y[rows], inverse(p)), metric.greater_is_better
         )
 
-    validated, rows, fold_of = _rows(folds, exclude)
-    honest = np.full(preds.shape[1:], np.nan)
-    fold_scores, fold_weights = [], []
-    for k in range(folds.scheme.n_splits):
-        held = rows[fold_of[rows] == k]
-        w = fit(rows[fold_of[rows] != k])
-        in_fold = np.flatnonzero(validated & (fold_of == k))  # excluded rows are predicted too
-        honest[in_fold] = _combine(preds[:, in_fold], w)
+    validated, fitted = _rows(folds, exclude)
+    # each repeat's folds in turn: weights fitted on the other folds' rows (never on declared
+    # outliers), applied to the held-out fold; the repeats' honest predictions are averaged
+    honest_sum = np.zeros(preds.shape[1:])
+    honest_n = np.zeros(preds.shape[1])
+    fold_scores, fold_weights, fits = [], [], []
+    for r, k, in_fold in _fits(folds):
+        col = folds.assignment[:, r]
+        w = fit(np.flatnonzero(fitted & (col != k) & (col >= 0)))
+        rows = np.flatnonzero(in_fold)  # excluded rows are predicted (and scored) too
+        combined = _combine(preds[:, rows], w)
+        honest_sum[rows] += combined
+        honest_n[rows] += 1
         fold_weights.append(w)
-        fold_scores.append(metric(y[held], inverse(honest[held])))
-    weights = fit(rows)
+        fold_scores.append(metric(y[rows], inverse(combined)))
+        fits.append((r, k))
+    weights = fit(np.flatnonzero(fitted))
     test = None
     if all(t is not None for t in tests):
         test = inverse(_combine(np.stack([forward(t) for t in tests]), weights))
     oof = np.full(preds.shape[1:], np.nan)
-    oof[validated] = inverse(honest[validated])
+    oof[validated] = inverse((honest_sum[validated].T / honest_n[validated]).T)
+    insample = np.full(preds.shape[1:], np.nan)
+    insample[validated] = inverse(_combine(preds[:, validated], weights))
     return StackResult(
         method=method,
         oof=oof,
         test=test,
-        score=metric(y[rows], oof[rows]),
+        score=metric(y[validated], oof[validated]),
         fold_scores=fold_scores,
-        score_insample=metric(y[rows], inverse(_combine(preds[:, rows], weights))),
+        score_insample=metric(y[validated], insample[validated]),
         weights=weights,
         fold_weights=fold_weights,
-        score_all=metric(y[validated], oof[validated]) if exclude is not None else None,
+        score_without_excluded=_without(metric, y, oof, fitted, exclude),
+        fits=fits,
     )
 
 
@@ -217,25 +253,21 @@ def rank_average(oofs, tests, y, folds, metric, task, exclude=None) -> StackResu
         raise ConfigError(
             f"rank averaging needs a metric that reads only the order (binary roc_auc), not {metric.name}"
         )
-    validated, rows, fold_of = _rows(folds, exclude)
+    validated, fitted = _rows(folds, exclude)
     oof = np.full(len(y), np.nan)
     oof[validated] = np.mean([_rank(o[validated]) for o in oofs], axis=0)
     test = np.mean([_rank(t) for t in tests], axis=0) if all(t is not None for t in tests) else None
-    fold_scores = [
-        metric(y[rows[fold_of[rows] == k]], oof[rows[fold_of[rows] == k]])
-        for k in range(folds.scheme.n_splits)
-    ]
-    score = metric(y[rows], oof[rows])
-    all_rows = metric(y[validated], oof[validated]) if exclude is not None else None
+    fits = _fits(folds)
     return StackResult(
         "rank",
         oof,
         test,
-        score,
-        fold_scores,
+        metric(y[validated], oof[validated]),
+        [metric(y[mask], oof[mask]) for _, _, mask in fits],
         None,
         np.full(len(oofs), 1 / len(oofs)),
-        score_all=all_rows,
+        score_without_excluded=_without(metric, y, oof, fitted, exclude),
+        fits=[(r, k) for r, k, _ in fits],
     )
 
 
@@ -271,7 +303,8 @@ def level2(
     )  # fmt: skip
     return StackResult(
         "level2", cv.oof, cv.test, cv.score, [f.score for f in cv.folds], None,
-        score_all=cv.score_all, detail={"model": model, "params": params},
+        score_without_excluded=cv.score_without_excluded, detail={"model": model, "params": params},
+        fits=[(f.repeat, f.fold) for f in cv.folds],
     )  # fmt: skip
 
 
@@ -298,8 +331,8 @@ def stack(
     folds : Folds
         The fold file every member was run on; the first repeat defines the held-out folds.
     exclude : bool ndarray, optional
-        Declared outliers: nothing is fitted on them and the headline score leaves them out;
-        ``score_all`` includes them.
+        Declared outliers: nothing is fitted on them, but they are scored (the headline
+        covers every row); ``score_without_excluded`` leaves them out.
     """
     if method in ("blend", "hillclimb"):
         return _weighted(oofs, tests, y, folds, metric, task, target_transform, exclude, method)
@@ -341,7 +374,8 @@ def stack_targets(
         score=float(np.mean([p.score for p in parts])),
         fold_scores=np.mean([p.fold_scores for p in parts], axis=0).tolist(),
         score_insample=mean([p.score_insample for p in parts]),
-        score_all=mean([p.score_all for p in parts]),
+        score_without_excluded=mean([p.score_without_excluded for p in parts]),
+        fits=parts[0].fits,
         detail={
             "per_target": [
                 {"weights": None if p.weights is None else p.weights.tolist(), "score": p.score}
@@ -402,6 +436,7 @@ def run_stack(
     callback: Callback = NULL,
 ) -> dict[str, Any]:
     """Combine runs of this competition (same folds, same data) into a new run."""
+    from kfw.noise import run_se
     from kfw.pipeline import base_record, iso_time, mirror_run, run_files
     from kfw.stack import stack, stack_targets
     from kfw.track import config_key
@@ -419,6 +454,10 @@ def run_stack(
     label = method if method != "level2" else f"level2-{level2_model}"
     record = base_record(ctx, "ensemble", label)
     members = [r["id"] for r in records]
+    sizes = {
+        (sp.repeat, sp.fold): {"n_train": len(sp.train), "n_valid": len(sp.valid)}
+        for sp in ctx.folds.splits()
+    }
     weights = result.weights.tolist() if result.weights is not None else None
     record.update(
         id=ctx.store.new_id(label, config_key({"members": members, "method": label})),
@@ -428,19 +467,22 @@ def run_stack(
         weights=dict(zip(members, weights, strict=True)) if weights is not None else None,
         fold_weights=[w.tolist() for w in result.fold_weights],
         score=result.score,
-        score_all=result.score_all,
+        score_without_excluded=result.score_without_excluded,
         mean=float(np.mean(result.fold_scores)),
         std=float(np.std(result.fold_scores)),
         fold_scores=[
-            {"repeat": 0, "fold": k, "score": s} for k, s in enumerate(result.fold_scores)
+            {"repeat": r, "fold": k, "score": s, **sizes.get((r, k), {})}
+            for (r, k), s in zip(result.fits, result.fold_scores, strict=True)
         ],
         score_insample=result.score_insample,
-        early_stopping=any(r.get("early_stopping") for r in records),
+        early_stopping=_early(records),
+        optimistic=sorted({why for r in records for why in r.get("optimistic") or []}),
         detail=result.detail,
         seconds=time.time() - started,
         started=iso_time(started),
         finished=iso_time(time.time()),
     )
+    record["se"] = run_se(record)
     ctx.store.save(record, run_files(ctx, result.oof, result.test, None))
     record = mirror_run(ctx, record, callback)
     if weights is not None:

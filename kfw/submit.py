@@ -264,6 +264,8 @@ class Submitted:
         The entry added to ``submissions.json`` (None for a dry run).
     today, limit : int
         Local submissions made today (this one included) and the daily limit; 0 for Kaggle.
+    choice : kfw.noise.Choice or None
+        Without ``--run``: the rule's choice, why, and the runs it could not tell apart.
     """
 
     path: Path
@@ -272,6 +274,7 @@ class Submitted:
     entry: dict[str, Any] | None = None
     today: int = 0
     limit: int = 0
+    choice: Any = None
 
 
 def _stored_path(folder: Path, run_id: str, content: bytes) -> Path:
@@ -284,13 +287,25 @@ def _stored_path(folder: Path, run_id: str, content: bytes) -> Path:
         n += 1
 
 
-def _default_run(store: Any, data_hash: str, slug: str) -> str:
-    from kfw.track import best_first
+def _default_run(store: Any, data_hash: str, fold_hash: str | None, slug: str) -> Any:
+    """The noise-aware choice among the runs on the current data and folds (kfw.noise)."""
+    from kfw.noise import choose_from_store
 
-    current = [r for r in best_first(store.records()) if r["data"]["hash"] == data_hash]
-    if not current:
+    if fold_hash is None:
         raise KfwError(f"no run of {slug} on the current data: run `kfw cv {slug}` first")
-    return current[0]["id"]
+    return choose_from_store(store, store.records(), data_hash, fold_hash)
+
+
+def _check_run_folds(record: dict[str, Any], spec: Competition, fold_hash: str | None) -> None:
+    """Refuse a run made on another fold file: its CV is not comparable with this one's."""
+    same_file = record["folds"]["name"] == spec.folds.name
+    if not same_file or (fold_hash is not None and record["folds"]["hash"] != fold_hash):
+        raise KfwError(
+            f"run {record['id']} was cross-validated on other folds ({record['folds']['name']}, "
+            f"hash {record['folds']['hash']}) than {spec.slug}'s {spec.folds.name}"
+            f"{f' ({fold_hash})' if fold_hash else ''}: "
+            f"rerun it with `kfw cv {spec.slug} --model {record.get('model') or record['label']}`"
+        )
 
 
 def submit_run(
@@ -315,7 +330,8 @@ def submit_run(
     Parameters
     ----------
     run_id : str, optional
-        Default: the best run on the current data.
+        Default: the run :func:`kfw.noise.choose` picks among the runs on the current data
+        and fold file. A run of another fold file is refused.
     message : str
         The user's text, appended to the description.
     file : Path, optional
@@ -329,7 +345,8 @@ def submit_run(
     """
     import pandas as pd
 
-    from kfw.data import load_dataset
+    from kfw.data import data_dir, load_dataset
+    from kfw.folds import stored_hash
     from kfw.leaderboard import (
         SubmissionStore,
         check_daily_limit,
@@ -346,8 +363,13 @@ def submit_run(
     runs = RunStore(kfw_home, spec.slug)
     if file is not None and run_id is None:
         raise KfwError("--file needs --run RUN_ID: the run the file was made from")
-    run_id = run_id or _default_run(runs, dataset.hash, spec.slug)
+    fold_hash = stored_hash(data_dir(kfw_home, spec.slug), spec.folds)
+    choice = None
+    if run_id is None:
+        choice = _default_run(runs, dataset.hash, fold_hash, spec.slug)
+        run_id = choice.run["id"]
     record = runs.record(run_id)
+    _check_run_folds(record, spec, fold_hash)
     if file is not None:
         if not Path(file).is_file():
             raise DataError(f"{file} does not exist")
@@ -358,7 +380,7 @@ def submit_run(
     folder = submissions_dir(kfw_home, spec.slug)
     if dry_run:
         path = write_submission(sub, output or folder / f"{run_id}.csv")
-        return Submitted(path, len(sub), record)
+        return Submitted(path, len(sub), record, choice=choice)
 
     now = now or now_utc()
     store = SubmissionStore(kfw_home, spec.slug)
@@ -391,7 +413,7 @@ def submit_run(
             ref=local_ref(entries), source="local", status="complete", **scores, **fields
         )
         store.append(entry)
-        return Submitted(path, len(sub), record, entry, today, limit)
+        return Submitted(path, len(sub), record, entry, today, limit, choice)
 
     from kfw.kaggle_client import submit_file
 
@@ -399,7 +421,7 @@ def submit_run(
     entry = new_entry(ref=ref, source="kaggle", **fields)
     store.append(entry)
     entry = _first_score(spec, kfw_home, entry, report) or entry
-    return Submitted(path, len(sub), record, entry)
+    return Submitted(path, len(sub), record, entry, choice=choice)
 
 
 def check_kaggle_credentials(report: Callback, hint: str = "") -> None:

@@ -48,6 +48,37 @@ LIBRARIES = (
 )
 
 
+# Version 2: ``score`` covers every training row (declared outliers included) and
+# ``score_without_excluded`` leaves them out (version 1 had ``score`` without them and
+# ``score_all`` with them); ``early_stopping`` names where the length was chosen ("inner",
+# "scored-fold") instead of a bool; ``optimistic`` lists what was chosen on the scored rows.
+SCHEMA_VERSION = 2
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """A record of any schema version in the current one (older runs stay readable)."""
+    version = record.get("schema_version", 1)
+    if version >= SCHEMA_VERSION:
+        return record
+    record = dict(record)
+    all_rows = record.pop("score_all", None)
+    if all_rows is not None:
+        record["score_without_excluded"] = record["score"]
+        record["score"] = all_rows
+    else:
+        record.setdefault("score_without_excluded", None)
+    if record.get("early_stopping") is True:  # version 1 stopped on the scored folds
+        record["early_stopping"] = "scored-fold"
+    elif record.get("early_stopping") is False:
+        record["early_stopping"] = None
+    optimistic = list(record.get("optimistic") or [])
+    if record.get("early_stopping") == "scored-fold" and not optimistic:
+        optimistic.append("early stopping on the scored folds")
+    record["optimistic"] = optimistic
+    record["schema_version"] = SCHEMA_VERSION
+    return record
+
+
 def runs_dir(kfw_home: Path, slug: str) -> Path:
     return kfw_home / "runs" / slug
 
@@ -176,7 +207,7 @@ class RunStore:
         out = []
         for run_json in sorted(self.root.glob("*/run.json")):
             try:
-                out.append(json.loads(run_json.read_text()))
+                out.append(upgrade(json.loads(run_json.read_text())))
             except json.JSONDecodeError:
                 continue  # a damaged record is skipped, not fatal: the others stay usable
         return out
@@ -187,7 +218,7 @@ class RunStore:
             known = [r["id"] for r in self.records()][-5:]
             hint = f" (latest: {', '.join(known)})" if known else " (no runs yet: run `kfw cv`)"
             raise KfwError(f"no run {run_id!r} for {self.slug}{hint}")
-        return json.loads(path.read_text())
+        return upgrade(json.loads(path.read_text()))
 
     def frame(self, run_id: str, name: str) -> pd.DataFrame:
         import pandas as pd
@@ -196,6 +227,27 @@ class RunStore:
         if not path.is_file():
             raise KfwError(f"run {run_id} has no {name}")
         return pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+
+    def predictions(self, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A run's stored truth, out-of-fold predictions and fold assignment.
+
+        Returns
+        -------
+        y : ndarray of shape (n_rows,) or (n_rows, n_targets)
+        pred : ndarray of shape (n_rows,) or (n_rows, n_columns)
+        assignment : ndarray of shape (n_rows, n_repeats)
+        """
+        frame = self.frame(run_id, "oof.parquet")
+        targets = [c for c in frame.columns if c == "target" or c.startswith("target_")]
+        folds = sorted(
+            (c for c in frame.columns if c.startswith("fold_")), key=lambda c: int(c[5:])
+        )
+        y = frame[targets].to_numpy()
+        return (
+            (y[:, 0] if len(targets) == 1 else y),
+            frame_prediction(frame),
+            frame[folds].to_numpy(),
+        )
 
     def partial(self, key: str) -> PartialFolds:
         return PartialFolds(self.root / ".partial" / key)

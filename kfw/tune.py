@@ -163,10 +163,8 @@ def tune(
         estimator = make_estimator(model, spec.task, params, random_state=seed, n_jobs=threads)
         started = time.perf_counter()
         cv = cross_validate(
-            estimator, ctx.design.X, ctx.design.y, ctx.folds, metric=metric, task=spec.task,
-            features=ctx.design.features, target_transform=spec.target_transform,
-            train_mask=ctx.design.train_mask, exclude=ctx.design.exclude, extra=ctx.design.extra,
-            callback=_Pruning(trial, callback), label=f"{model} trial {trial.number}",
+            estimator, ctx.design.X, ctx.design.y, ctx.folds,
+            **ctx.loop_args(_Pruning(trial, callback), f"{model} trial {trial.number}"),
         )  # fmt: skip
         trial.set_user_attr("fold_scores", [f.score for f in cv.folds])
         trial.set_user_attr("seconds", time.perf_counter() - started)

@@ -7,7 +7,7 @@ folder). What is logged:
 - config: the run record without its results (model, label, params, seed, threads, metric,
   folds name / hash / scheme, data hash / source, feature module and hash, library versions
   and git commit; an ensemble's method, members and weights), plus ``kfw_run_id``;
-- summary: ``cv/score`` (the overall OOF score), ``cv/mean``, ``cv/std``, ``cv/score_all``,
+- summary: ``cv/score`` (the overall OOF score), ``cv/mean``, ``cv/std``, ``cv/score_without_excluded``,
   ``cv/seconds``, ``cv/fit_seconds``, and each fit's score as ``fold_score/r<repeat>_f<fold>``;
 - history: one row per fit (``fit`` is the step): ``fold/score``, ``fold/fit_seconds``,
   ``fold/predict_seconds``, ``fold/best_iteration``, ``fold/n_train``, ``fold/n_valid``;
@@ -66,7 +66,8 @@ DEFAULT_BASE_URL = "https://api.wandb.ai"
 # the parts of a record that are results, not configuration
 RESULT_KEYS = frozenset(
     {
-        "score", "score_all", "mean", "std", "fold_scores", "best_iterations", "seconds",
+        "score", "score_without_excluded", "se", "optimistic", "mean", "std", "fold_scores",
+        "best_iterations", "seconds",
         "resumed_folds", "started", "finished", "fold_weights", "detail", "score_insample",
         "excluded_ids", "wandb", "id",
         "losses", "val_loss", "train_seconds", "tokens_per_s", "resumed_from",  # kfw lm
@@ -342,9 +343,10 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     folds = record.get("fold_scores") or []
     out: dict[str, Any] = {
         "cv/score": record["score"],
+        "cv/se": record.get("se"),
         "cv/mean": record.get("mean"),
         "cv/std": record.get("std"),
-        "cv/score_all": record.get("score_all"),
+        "cv/score_without_excluded": record.get("score_without_excluded"),
         "cv/score_insample": record.get("score_insample"),
         "cv/seconds": record.get("seconds"),
         "cv/fit_seconds": sum(f.get("fit_seconds") or 0.0 for f in folds) if folds else None,

@@ -107,6 +107,10 @@ class TabularModel(BaseEstimator):
     def _fit_model(self, X: Any, y: np.ndarray, eval_set: tuple[Any, np.ndarray] | None) -> Any:
         raise NotImplementedError  # abstract: each wrapper translates its library here
 
+    def stops_early(self) -> bool:
+        """Whether an ``eval_set`` makes this model choose its own length (see kfw.cv)."""
+        return False
+
     def _predict_raw(self, X: Any) -> np.ndarray:
         if self._is_classifier():
             return self.model_.predict_proba(X)
@@ -136,6 +140,19 @@ def _two_columns(proba: Any) -> np.ndarray:
     """Class probabilities as (n, n_classes); a 1-d array is the probability of class 1."""
     proba = np.asarray(proba, dtype=np.float64)
     return np.column_stack([1.0 - proba, proba]) if proba.ndim == 1 else proba
+
+
+class RoundsModel(TabularModel):
+    """A boosted model whose length (``_ROUNDS`` rounds) early stopping can choose."""
+
+    _ROUNDS = "n_estimators"
+
+    def stops_early(self) -> bool:
+        return bool(self.early_stopping_rounds)
+
+    def fixed_length(self, rounds: int) -> dict[str, Any]:
+        """``set_params`` that train exactly ``rounds`` rounds, without early stopping."""
+        return {self._ROUNDS: int(rounds), "early_stopping_rounds": 0}
 
 
 def library_params(estimator: BaseEstimator, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
-from models._tabular import TabularModel, categorical_columns, is_frame, library_params
+from models._tabular import RoundsModel, categorical_columns, is_frame, library_params
 
 _OWN = ("early_stopping_rounds",)
 
@@ -22,8 +22,10 @@ def _as_catboost_frame(X: Any, cat_cols: list[str]) -> Any:
     return X
 
 
-class _Cat(TabularModel):
+class _Cat(RoundsModel):
     """Parameters are CatBoost's names; ``extra`` passes any other CatBoost one."""
+
+    _ROUNDS = "iterations"
 
     def __init__(
         self,

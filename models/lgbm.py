@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
-from models._tabular import TabularModel, library_params
+from models._tabular import RoundsModel, library_params
 
 # kfw's own parameters, not LightGBM's
 _OWN = ("early_stopping_rounds",)
 
 
-class _LGBM(TabularModel):
+class _LGBM(RoundsModel):
     """Parameters are LightGBM's scikit-learn names; ``extra`` passes any other LightGBM one.
 
     ``n_estimators`` is the cap on boosting rounds; with an ``eval_set`` (the fold's validation

@@ -6,7 +6,7 @@ Each entry names the regressor and/or classifier class and the Optuna search spa
 
 from kfw.registry import ModelEntry, register
 
-# name, description, regressor, classifier, search space
+# name, description, regressor, classifier, search space, complexity (see kfw.registry)
 _ENTRIES = [
     (
         "lgbm",
@@ -14,6 +14,7 @@ _ENTRIES = [
         "lgbm:LGBMRegressor",
         "lgbm:LGBMClassifier",
         "lgbm:search_space",
+        4,
     ),
     (
         "xgb",
@@ -21,6 +22,7 @@ _ENTRIES = [
         "xgb:XGBRegressor",
         "xgb:XGBClassifier",
         "xgb:search_space",
+        4,
     ),
     (
         "catboost",
@@ -28,6 +30,7 @@ _ENTRIES = [
         "cat:CatBoostRegressor",
         "cat:CatBoostClassifier",
         "cat:search_space",
+        4,
     ),
     (
         "ridge",
@@ -35,14 +38,16 @@ _ENTRIES = [
         "linear:Ridge",
         None,
         "linear:ridge_space",
+        1,
     ),
-    ("lasso", "lasso on scaled, one-hot features", "linear:Lasso", None, "linear:lasso_space"),
+    ("lasso", "lasso on scaled, one-hot features", "linear:Lasso", None, "linear:lasso_space", 1),
     (
         "elasticnet",
         "elastic net on scaled, one-hot features",
         "linear:ElasticNet",
         None,
         "linear:elasticnet_space",
+        1,
     ),
     (
         "logreg",
@@ -50,6 +55,7 @@ _ENTRIES = [
         None,
         "linear:LogisticRegression",
         "linear:logreg_space",
+        1,
     ),
     (
         "rf",
@@ -57,6 +63,7 @@ _ENTRIES = [
         "forest:RandomForestRegressor",
         "forest:RandomForestClassifier",
         "forest:search_space",
+        3,
     ),
     (
         "extratrees",
@@ -64,6 +71,7 @@ _ENTRIES = [
         "forest:ExtraTreesRegressor",
         "forest:ExtraTreesClassifier",
         "forest:search_space",
+        3,
     ),
 ]
 
@@ -72,8 +80,8 @@ def _path(where: str | None) -> str | None:
     return f"models.{where}" if where else None
 
 
-for name, description, regressor, classifier, space in _ENTRIES:
-    register(ModelEntry(name, description, _path(regressor), _path(classifier), _path(space)))
+for name, description, regressor, classifier, space, rank in _ENTRIES:
+    register(ModelEntry(name, description, _path(regressor), _path(classifier), _path(space), rank))
 
 # the from-scratch NumPy models, behind kfw's design matrix (models/scratch.py)
 _SCRATCH = {
@@ -90,6 +98,11 @@ _SCRATCH = {
     "scratch-svc": "support vector classifier by SMO, from scratch",
     "scratch-mlp": "multilayer perceptron (batch norm, dropout, Adam), from scratch",
 }
+_COMPLEXITY = {
+    "scratch-linear": 1, "scratch-ridge": 1, "scratch-lasso": 1, "scratch-elasticnet": 1,
+    "scratch-logreg": 1, "scratch-tree": 2, "scratch-knn": 2, "scratch-svc": 2, "scratch-rf": 3,
+    "scratch-gbm": 4, "scratch-hgb": 4, "scratch-mlp": 5,
+}  # fmt: skip
 _TASKS = {
     "scratch-logreg": "c",
     "scratch-svc": "c",
@@ -108,6 +121,7 @@ for name, description in _SCRATCH.items():
             description,
             f"models.scratch:{key}_regressor" if "r" in kinds else None,
             f"models.scratch:{key}_classifier" if "c" in kinds else None,
+            complexity=_COMPLEXITY[name],
         )
     )
 
@@ -118,11 +132,16 @@ register(
         "PyTorch MLP (the scratch MLP layer for layer; embeddings for categoricals)",
         "models.torch_nets:torch_mlp_regressor",
         "models.torch_nets:torch_mlp_classifier",
+        complexity=5,
     )
 )
 register(
     ModelEntry(
-        "torch-cnn", "PyTorch LeNet-style CNN", None, "models.torch_nets:torch_cnn_classifier"
+        "torch-cnn",
+        "PyTorch LeNet-style CNN",
+        None,
+        "models.torch_nets:torch_cnn_classifier",
+        complexity=5,
     )
 )
 register(
@@ -131,5 +150,6 @@ register(
         "PyTorch ResNet (basic blocks; batchnorm / residual / augment switchable)",
         None,
         "models.torch_nets:torch_resnet_classifier",
+        complexity=5,
     )
 )

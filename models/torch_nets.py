@@ -259,6 +259,13 @@ class _TorchTabular(TabularModel):
         self.embed = embed
         self.min_frequency = min_frequency
 
+    def stops_early(self) -> bool:
+        return self.estimator is not None and self.estimator.stops_early()
+
+    def fixed_length(self, epochs: int) -> dict[str, Any]:
+        """The wrapped network's ``fixed_length``, addressed through ``estimator__``."""
+        return {f"estimator__{k}": v for k, v in self.estimator.fixed_length(epochs).items()}
+
     def fit(
         self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None, callback: Any = None
     ) -> _TorchTabular:

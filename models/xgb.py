@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
-from models._tabular import TabularModel, library_params
+from models._tabular import RoundsModel, library_params
 
 
-class _XGB(TabularModel):
+class _XGB(RoundsModel):
     """Parameters are XGBoost's scikit-learn names; ``extra`` passes any other XGBoost one.
 
     ``early_stopping_rounds`` is a constructor argument in XGBoost; the wrapper sets it only

@@ -35,6 +35,16 @@ Threads = Annotated[
         help="Threads per model fit (default: KFW_THREADS, else all cores).", show_default=False
     ),
 ]
+EarlyStoppingMode = Annotated[
+    str | None,
+    typer.Option(
+        "--early-stopping",
+        help="Where boosting rounds / a net's epochs are chosen: inner (an inner split of each "
+        "training part, the default), scored-fold (on the scored fold itself: optimistic, "
+        "labelled, never chosen by default) or off.",
+        show_default=False,
+    ),
+]
 NoWandb = Annotated[
     bool,
     typer.Option("--no-wandb", help="Do not mirror the runs to W&B (as WANDB_MODE=disabled does)."),
@@ -67,6 +77,19 @@ def competition(ctx: typer.Context, slug: str) -> Competition:
     from kfw.config import load_competition
 
     return load_competition(slug, kfw_home(ctx))
+
+
+def with_early_stopping(spec: Competition, mode: str | None) -> Competition:
+    """The spec with ``--early-stopping`` applied (checked like the toml's value)."""
+    if mode is None:
+        return spec
+    import dataclasses
+
+    from kfw.config import EarlyStopping, from_dict
+
+    current = dataclasses.asdict(spec.early_stopping)
+    stopping = from_dict(EarlyStopping, {**current, "mode": mode}, "--early-stopping")
+    return dataclasses.replace(spec, early_stopping=stopping)
 
 
 def fmt_score(value: float | None) -> str:
@@ -137,11 +160,17 @@ class RichProgress(Callback):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-        es = ", early stopping on the scored folds" if result.early_stopping else ""
-        if result.score_all is not None:
-            es += f"; {result.score_all:.5f} with the {result.excluded} excluded rows"
+        es = {
+            "inner": ", rounds chosen on an inner split",
+            "scored-fold": ", early stopping on the scored folds: optimistic",
+        }.get(result.early_stopping or "", "")
+        if result.score_without_excluded is not None:
+            es += (
+                f"; {result.score_without_excluded:.5f} without the {result.excluded} excluded rows"
+            )
+        se = f" ± {result.se:.5f} (SE)" if result.se is not None else ""
         console_err().print(
-            f"{self._label}: {result.metric} {result.score:.5f} (folds {result.mean:.5f} ± {result.std:.5f}, "
-            f"{result.seconds:.1f} s{es})",
+            f"{self._label}: {result.metric} {result.score:.5f}{se} (folds {result.mean:.5f} "
+            f"± {result.std:.5f}, {result.seconds:.1f} s{es})",
             highlight=False,
         )

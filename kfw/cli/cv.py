@@ -9,6 +9,7 @@ import typer
 
 from kfw.cli.common import (
     Comp,
+    EarlyStoppingMode,
     Models,
     NoWandb,
     RichProgress,
@@ -18,6 +19,7 @@ from kfw.cli.common import (
     console,
     fmt_score,
     kfw_home,
+    with_early_stopping,
 )
 
 
@@ -45,12 +47,13 @@ def cv(
         Path | None,
         typer.Option(help="Extra training rows (a CSV with train's columns): training parts only."),
     ] = None,
+    early_stopping: EarlyStoppingMode = None,
 ) -> None:
     """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
     from kfw.config import parse_duration, parse_override
 
     # checked before the heavy import of the pipeline: a typo fails in a fraction of a second
-    spec = competition(ctx, comp)
+    spec = with_early_stopping(competition(ctx, comp), early_stopping)
     overrides = dict(parse_override(p) for p in param or [])
     from kfw.pipeline import prepare, run_competition
 
@@ -71,22 +74,29 @@ def cv(
     last = records[-1]
     for r in records[:-1]:
         console().print(
-            f"{r['label']:>12}  {r['metric']} {fmt_score(r['score'])}  run {r['id']}",
+            f"{r['label']:>12}  {r['metric']} {fmt_score(r['score'])}{_se(r)}  run {r['id']}",
             highlight=False,
         )
-    detail = f"± {last['std']:.5f} over folds"
+    detail = f"folds ± {last['std']:.5f}"
     if last["kind"] == "ensemble":
         detail = f"{last['label']} of {len(last['members'])}, fitted inside the folds"
         if last.get("score_insample") is not None:
             detail += f"; in-sample {fmt_score(last['score_insample'])}"
-    if last.get("score_all") is not None:
+    if last.get("score_without_excluded") is not None:
         detail += (
-            f"; {fmt_score(last['score_all'])} with the {len(last['excluded_ids'])} excluded rows"
+            f"; {fmt_score(last['score_without_excluded'])} without the "
+            f"{len(last['excluded_ids'])} excluded rows"
         )
+    if last.get("optimistic"):
+        detail += "; OPTIMISTIC: " + "; ".join(last["optimistic"])
     console().print(
-        f"CV {last['metric']} {fmt_score(last['score'])} ({detail}) · run {last['id']}",
+        f"CV {last['metric']} {fmt_score(last['score'])}{_se(last)} ({detail}) · run {last['id']}",
         highlight=False,
     )
+
+
+def _se(record: dict[str, Any]) -> str:
+    return f" ± {record['se']:.5f}" if record.get("se") is not None else ""
 
 
 def folds(
@@ -265,9 +275,10 @@ def tune(
     seed: Seed = None,
     threads: Threads = None,
     no_wandb: NoWandb = False,
+    early_stopping: EarlyStoppingMode = None,
 ) -> None:
     """Tune a model on the persisted folds with Optuna (resumable; shareable over PostgreSQL)."""
-    spec = competition(ctx, comp)
+    spec = with_early_stopping(competition(ctx, comp), early_stopping)
     from kfw.pipeline import prepare
     from kfw.tune import tune as run_tune
 

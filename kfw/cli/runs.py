@@ -62,22 +62,34 @@ def runs(
         console().print(f"no runs for {comp} yet: `kfw cv {comp}`")
         return
     lb = best_public(kfw_home(ctx), comp, records[0]["greater_is_better"])
+    compared = compare_current(store, records, spec, kfw_home(ctx))
     table = Table(
-        "run", "model", spec.metric, "folds mean ± std", "time", "fold hash", "LB public", "W&B"
-    )
-    table.columns[0].no_wrap = True
+        "run", "model", f"{spec.metric} ± SE", "vs best [95%]", "", "folds mean ± std", "time",
+        "LB public", "W&B",
+    )  # fmt: skip
+    for column in table.columns[:4]:
+        column.no_wrap = True
     for r in records:
+        c = compared.get(r["id"])
+        se = f" ± {r['se']:.5f}" if r.get("se") is not None else ""
         table.add_row(
             r["id"],
             _model(r),
-            fmt_score(r["score"]),
+            fmt_score(r["score"]) + se,
+            _interval(c) if c is not None or not compared else "other folds or data",
+            _mark(r, c),
             f"{r['mean']:.5f} ± {r['std']:.5f}",
             f"{r['seconds']:.1f} s",
-            r["folds"]["hash"],
             fmt_score(lb.get(r["id"])),
             (r.get("wandb") or {}).get("mode", "-"),
         )
     console().print(table)
+    if compared:
+        console().print(
+            "≈: within noise of the best run on the same folds (the 95% corrected paired "
+            "interval of the difference contains 0); !: optimistic CV, never chosen by default",
+            highlight=False,
+        )
     if plot:
         path = plot_runs(records, lb, store.root / "runs.png", comp)
         console().print(str(path), highlight=False)
@@ -109,6 +121,43 @@ def diff(ctx: typer.Context, ids: list[str]) -> None:
         )
     console().print(table)
     console().print(_verdict(a, b), highlight=False)
+
+
+def compare_current(
+    store: Any, records: list[dict[str, Any]], spec: Any, home: Path
+) -> dict[str, Any]:
+    """Each run on the competition's current fold file against the best of them (kfw.noise)."""
+    from kfw.data import data_dir
+    from kfw.folds import stored_hash
+    from kfw.noise import NoiseError, compare, fit_sizes, store_scores
+
+    fold_hash = stored_hash(data_dir(home, spec.slug), spec.folds)
+    same = [r for r in records if r["folds"]["hash"] == fold_hash and not r.get("ablation")]
+    if not same:
+        return {}
+    newest = max(same, key=lambda r: r.get("finished") or "")
+    same = [r for r in same if r["data"]["hash"] == newest["data"]["hash"]]
+    try:
+        return {c.record["id"]: c for c in compare(same, store_scores(store), *fit_sizes(same))}
+    except NoiseError as exc:
+        from kfw.cli.common import RichProgress
+
+        RichProgress().warning(f"runs not compared: {exc}")
+        return {}
+
+
+def _interval(c: Any) -> str:
+    if c is None:
+        return ""
+    if c.difference is None:
+        return "best" if c.indistinguishable else "-"
+    d = c.difference
+    return f"{d.mean:+.5f} [{d.low:+.5f}, {d.high:+.5f}]"
+
+
+def _mark(r: dict[str, Any], c: Any) -> str:
+    mark = "≈" if c is not None and c.indistinguishable else ""
+    return mark + ("!" if r.get("optimistic") else "")
 
 
 def _model(r: dict[str, Any]) -> str:
@@ -144,7 +193,9 @@ def find_run(kfw_home: Path, key: str) -> dict[str, Any]:
         names = ", ".join(f"{p.parent.parent.name}/{p.parent.name}" for p in found[:5])
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
         raise KfwError(f"{key!r} matches {len(found)} runs: {names}{more}; give more of the id")
-    return json.loads(found[0].read_text())
+    from kfw.track import upgrade
+
+    return upgrade(json.loads(found[0].read_text()))
 
 
 def best_public(kfw_home: Path, slug: str, greater_is_better: bool) -> dict[str, float]:
@@ -196,7 +247,7 @@ def score_diff(
 ) -> list[tuple[str, float | None, float | None, float | None]]:
     """``(name, A, B, B − A)``: the overall scores, the time, and each fold when the folds match."""
     rows = []
-    for key in ("score", "score_all", "mean", "std", "seconds"):
+    for key in ("score", "score_without_excluded", "mean", "std", "seconds"):
         va, vb = a.get(key), b.get(key)
         if va is not None or vb is not None:
             delta = vb - va if va is not None and vb is not None else None

@@ -51,6 +51,8 @@ def submit(
         report=progress,
     )
     r = done.run
+    if done.choice is not None:
+        _explain(done.choice)
     console().print(
         f"{done.path}: {done.rows} rows, valid · run {r['id']} (CV {r['metric']} {fmt_score(r['score'])})",
         highlight=False,
@@ -73,6 +75,34 @@ def submit(
         else f"{e['status']}: `kfw submissions {comp}` fetches the score"
     )
     console().print(f"submitted to Kaggle ({ref}) · {score}", highlight=False)
+
+
+def _explain(choice: Any) -> None:
+    """Why the default run was chosen, and which runs CV could not tell apart (kfw.noise)."""
+    from kfw.noise import LEVEL
+
+    pick, best = choice.run, choice.best
+    console().print(f"chose {pick['id']}: {choice.reason}", highlight=False)
+    if pick is not best:
+        console().print(
+            f"  best CV: {best['id']} ({best['metric']} {fmt_score(best['score'])})",
+            highlight=False,
+        )
+    near = [c for c in choice.compared[1:] if c.indistinguishable]
+    if near:
+        shown = ", ".join(
+            f"{c.record['label']} {c.difference.mean:+.5f} [{c.difference.low:+.5f}, {c.difference.high:+.5f}]"
+            for c in near
+        )
+        console().print(
+            f"  within noise of the best ({LEVEL:.0%} paired intervals of the difference): {shown}",
+            highlight=False,
+        )
+    optimistic = [r for r, why in choice.skipped if why.startswith("optimistic")]
+    if optimistic:
+        console().print(
+            f"  left out, optimistic CV: {', '.join(r['id'] for r in optimistic)}", highlight=False
+        )
 
 
 def _when(entry: dict[str, Any]) -> str:

@@ -213,6 +213,15 @@ class _TorchModel(BaseEstimator):
         self.init_from = init_from
         self.random_state = random_state
 
+    # early stopping, as kfw's fold loop asks (kfw.cv.stops_early)
+    def stops_early(self) -> bool:
+        """Whether an ``eval_set`` makes this network keep its best epoch."""
+        return bool(self.early_stopping)
+
+    def fixed_length(self, epochs: int) -> dict[str, Any]:
+        """``set_params`` that train exactly ``epochs`` epochs, without early stopping."""
+        return {"epochs": int(epochs), "early_stopping": False}
+
     # what a subclass defines
     _metric_name = ""
 

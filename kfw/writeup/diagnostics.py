@@ -34,12 +34,12 @@ def _residuals(doc: _Doc, frame: pd.DataFrame, pred: np.ndarray) -> list[str]:
     log = doc.best.get("target_transform") == "log1p" or doc.best["metric"] == "rmsle"
     t, p = (np.log1p(y), np.log1p(np.clip(pred, 0, None))) if log else (y, pred)
     res = t - p
-    # rows the feature module keeps out of the headline CV: shown, but told apart
+    # rows the feature module keeps out of every fit: scored in the headline, told apart here
     out = frame.iloc[:, 0].isin(doc.best.get("excluded_ids") or []).to_numpy()
     scale = "log1p scale, the one the metric scores" if log else "target scale"
-    text = f"Residuals on the {scale}: mean {res[~out].mean():+.5f} (bias), RMS {_rms(res[~out])}"
+    text = f"Residuals on the {scale}: mean {res.mean():+.5f} (bias), RMS {_rms(res)}"
     if out.any():
-        text += f"; with the {out.sum()} excluded rows (orange) RMS {_rms(res)}"
+        text += f"; without the {out.sum()} excluded rows (orange) RMS {_rms(res[~out])}"
     fig, ax = _figure(7, 4.5)
     ax.scatter(p[~out], res[~out], s=8, alpha=0.5, color="#3d7ab8")
     if out.any():

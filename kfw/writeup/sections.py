@@ -264,9 +264,10 @@ def _models(doc: _Doc) -> list[str]:
         shown = ", ".join(str(i) for i in excluded[:10])
         lines += [
             "",
-            f"{len(excluded)} training rows ({doc.spec.id} {shown}) are left out of the headline "
-            "CV by the feature module; they are still predicted out of fold, and with them the "
-            f"best run scores {_f(doc.best.get('score_all'))}.",
+            f"{len(excluded)} training rows ({doc.spec.id} {shown}) are left out of every fit by "
+            "the feature module; they are still predicted out of fold and scored, so the "
+            "headline CV covers every row. Without them the best run scores "
+            f"{_f(doc.best.get('score_without_excluded'))}.",
         ]
     repeats = any(f["repeat"] for r in doc.runs for f in r["fold_scores"])
     keys: list[str] = []

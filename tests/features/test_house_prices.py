@@ -166,7 +166,7 @@ def test_fold_loop_hands_the_model_float_and_category_columns(design) -> None:
     X, price, X_test = design
     split = eighty_twenty(len(X))
     exclude = house_prices.exclude_rows(X, price)
-    *_, model, _, _, n_train = fit_fold(
+    fit = fit_fold(
         Capture(),
         X,
         np.log1p(price),
@@ -177,8 +177,8 @@ def test_fold_loop_hands_the_model_float_and_category_columns(design) -> None:
         train_mask=house_prices.train_mask,
         exclude=exclude,
     )
-    train, valid, test = model.frames_
-    assert n_train == len(train) == (X["GrLivArea"].iloc[split.train] <= 4000).sum()
+    train, valid, test = fit.model.frames_
+    assert fit.n_train == len(train) == (X["GrLivArea"].iloc[split.train] <= 4000).sum()
     for part in (train, valid, test):
         assert part.columns.tolist() == train.columns.tolist()
         assert all(t == np.float64 or str(t) == "category" for t in part.dtypes)

@@ -180,7 +180,7 @@ def test_training_part_is_encoded_without_its_own_labels(design) -> None:
 
 def test_fold_loop_hands_the_model_float_and_category_columns(design) -> None:
     X, y, X_test = design
-    *_, model, _, _, n_train = fit_fold(
+    fit = fit_fold(
         Capture(),
         X,
         y.astype(float),
@@ -189,8 +189,8 @@ def test_fold_loop_hands_the_model_float_and_category_columns(design) -> None:
         X_test=X_test,
         features=titanic.fitted_features(),
     )
-    train, valid, test = model.frames_
-    assert n_train == len(train)
+    train, valid, test = fit.model.frames_
+    assert fit.n_train == len(train)
     for part in (train, valid, test):
         assert part.columns.tolist() == train.columns.tolist()
         kinds = {c: str(t) for c, t in part.dtypes.items() if t != np.float64}

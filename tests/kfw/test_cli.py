@@ -145,7 +145,8 @@ def test_submit_dry_run_writes_a_valid_file(trained: Trained, tmp_path: Path) ->
     out = tmp_path / "out" / "submission.csv"
     result = _invoke(trained.home, "submit", "synth", "--dry-run", "--output", str(out))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"{out}: 80 rows, valid · run ")
+    chose, *_, written = result.stdout.strip().splitlines()
+    assert chose.startswith("chose ") and written.startswith(f"{out}: 80 rows, valid · run ")
     sub = pd.read_csv(out)
     sample = pd.read_csv(trained.home / "data" / "synth" / "sample_submission.csv")
     assert sub.columns.tolist() == ["Id", "target"]
@@ -153,8 +154,8 @@ def test_submit_dry_run_writes_a_valid_file(trained: Trained, tmp_path: Path) ->
     assert set(sub["target"]) <= {0, 1}
     spec = load_competition("synth", trained.home)
     validate_submission(spec, sub, sample, [0, 1])
-    best = max(_runs(trained.home).values(), key=lambda r: r["score"])
-    assert f"run {best['id']}" in result.stdout
+    chosen = RUN_ID.search(chose).group()
+    assert f"run {chosen} " in written
     assert [p.name for p in out.parent.iterdir()] == ["submission.csv"]
 
 
@@ -355,3 +356,85 @@ def test_help_exits_zero(home: Path) -> None:
     assert proc.stdout.startswith("Usage: kfw ")
     for command in ("cv", "data", "folds", "models", "runs", "submit"):
         assert re.search(rf"^\s+{command}\b", proc.stdout, re.MULTILINE), command
+
+
+# ---------------------------------------------------------------------------------------------
+# honest early stopping and selection under noise
+
+
+def test_runs_shows_each_run_against_the_best_with_a_paired_interval(trained: Trained) -> None:
+    result = _invoke(trained.home, "runs", "synth")
+    assert result.exit_code == 0, result.output
+    rows = {
+        RUN_ID.search(line).group(): line
+        for line in result.stdout.splitlines()
+        if RUN_ID.search(line)
+    }
+    runs = _runs(trained.home)
+    (best,) = [rid for rid, line in rows.items() if " best " in line]
+    assert runs[best]["score"] == max(r["score"] for r in runs.values())
+    for rid, line in rows.items():
+        if rid != best:  # the difference from the best and its 95% interval
+            delta = runs[rid]["score"] - runs[best]["score"]
+            interval = re.escape(f"{delta:+.5f}") + r" \[[-+]\d\.\d{5}, [-+]\d\.\d{5}\]"
+            assert re.search(interval, line), line
+    assert "within noise of the best run" in result.stdout
+
+
+def test_submit_explains_its_choice(trained: Trained, tmp_path: Path) -> None:
+    result = _invoke(
+        trained.home, "submit", "synth", "--dry-run", "--output", str(tmp_path / "s.csv")
+    )
+    assert result.exit_code == 0, result.output
+    chose = result.stdout.splitlines()[0]
+    run_id = RUN_ID.search(chose).group()
+    assert _runs(trained.home)[run_id]["kind"] == "ensemble"  # within noise of the best: the blend
+    assert "ensemble" in chose
+
+
+def test_submit_refuses_a_run_of_another_fold_file(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_competition(home, models=("logreg",))
+    assert _invoke(home, "cv", "synth", "--no-wandb").exit_code == 0
+    (old,) = _runs(home)
+    spec = home / "competitions" / "synth" / "competition.toml"
+    spec.write_text(spec.read_text().replace("seed = 7", "seed = 8"))  # new fold file
+    code, out, err = _main(capsys, "--home", str(home), "submit", "synth", "--run", old,
+                           "--dry-run", "--output", str(tmp_path / "s.csv"))  # fmt: skip
+    assert code == 1 and out == ""
+    line = _one_error_line(err)
+    assert f"run {old} was cross-validated on other folds (stratified-k4-s7" in line
+    assert "rerun it with `kfw cv synth --model logreg`" in line
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_folds_too_small_for_early_stopping_fail_before_any_run(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_competition(home, models=("logreg", "lgbm"), n_train=40)
+    code, out, err = _main(capsys, "--home", str(home), "cv", "synth")
+    assert code == 1 and out == "" and "Traceback" not in err
+    line = err.strip().splitlines()[-1]  # after the progress line that computed the folds
+    assert line.startswith("kfw: error: fold 0: its training part has 30 rows, too few to hold out")
+    assert not _runs(home)
+
+
+def test_stopping_on_the_scored_folds_is_labelled_and_never_submitted_by_default(
+    home: Path, tmp_path: Path
+) -> None:
+    make_competition(home, models=("lgbm",))
+    honest = _invoke(home, "cv", "synth", "--no-wandb")
+    peeked = _invoke(home, "cv", "synth", "--no-wandb", "--early-stopping", "scored-fold")
+    assert honest.exit_code == 0 and peeked.exit_code == 0, peeked.output
+    assert "OPTIMISTIC: early stopping on the scored folds" not in honest.stdout
+    assert "OPTIMISTIC: early stopping on the scored folds" in peeked.stdout
+    runs = sorted(_runs(home).values(), key=lambda r: r["optimistic"] != [])
+    assert [r["early_stopping"] for r in runs] == ["inner", "scored-fold"]
+    assert runs[1]["optimistic"] == ["early stopping on the scored folds"]
+    result = _invoke(home, "submit", "synth", "--dry-run", "--output", str(tmp_path / "s.csv"))
+    assert result.exit_code == 0, result.output
+    assert RUN_ID.search(result.stdout.splitlines()[0]).group() == runs[0]["id"]
+    assert f"left out, optimistic CV: {runs[1]['id']}" in result.stdout
+    bad = _invoke(home, "cv", "synth", "--early-stopping", "sometimes")
+    assert bad.exit_code != 0 and "'sometimes' is not one of 'inner'" in str(bad.exception)

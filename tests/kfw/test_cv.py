@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 
+from kfw.config import EarlyStopping
 from kfw.cv import FoldResult, FoldStore, cross_validate
 from kfw.folds import Folds, FoldScheme, assign_folds
 from kfw.metrics import get_metric
@@ -43,40 +44,83 @@ class SpyFeatures(TransformerMixin, BaseEstimator):
 
 
 class SpyModel(ClassifierMixin, BaseEstimator):
-    """Remembers what it saw; predicts 0.5."""
+    """Remembers what it saw; predicts 0.5. It stops early (kfw.cv.stops_early) at round 7."""
 
     seen: list = []  # noqa: RUF012
+
+    def __init__(self, rounds: int = 100, stopping: bool = True):
+        self.rounds = rounds
+        self.stopping = stopping
+
+    def stops_early(self):
+        return self.stopping
+
+    def fixed_length(self, n):
+        return {"rounds": n, "stopping": False}
 
     def fit(self, X, y, eval_set=None):
         SpyModel.seen.append(
             (set(X["row"].tolist()), set(eval_set[0]["row"].tolist()) if eval_set else None)
         )
         self.classes_ = np.array([0, 1])
+        self.best_iteration_ = 7 if eval_set is not None else None
         return self
 
     def predict_proba(self, X):
         return np.full((len(X), 2), 0.5)
 
 
-def test_features_and_model_see_only_the_training_part_and_stop_on_the_valid_part():
+def test_features_and_model_never_see_the_scored_part_early_stopping_included():
     X, y = _data()
     X["row"] = np.arange(len(X))
     folds = _folds(len(X))
     SpyFeatures.fitted_on, SpyModel.seen = [], []
-    cross_validate(
-        SpyModel(),
-        X,
-        y,
-        folds,
-        metric=get_metric("log_loss"),
-        task="binary",
+    result = cross_validate(
+        SpyModel(), X, y, folds, metric=get_metric("log_loss"), task="binary",
         features=SpyFeatures(),
-    )
-    for split, fitted, (trained, watched) in zip(
-        folds.splits(), SpyFeatures.fitted_on, SpyModel.seen, strict=True
-    ):
-        assert fitted == set(split.train.tolist()) == trained
-        assert watched == set(split.valid.tolist())
+    )  # fmt: skip
+    # per fold: the inner fit (features too) on the inner training rows, watching the inner
+    # validation rows; then the refit on the whole training part, watching nothing
+    assert len(SpyModel.seen) == len(SpyFeatures.fitted_on) == 2 * folds.n_fits
+    for i, split in enumerate(folds.splits()):
+        (inner, held), (refit, none) = SpyModel.seen[2 * i : 2 * i + 2]
+        train = set(split.train.tolist())
+        assert inner | held == train and not inner & held
+        assert 0.15 < len(held) / len(train) < 0.25  # the default fraction, 0.2
+        assert SpyFeatures.fitted_on[2 * i] == inner
+        assert refit == SpyFeatures.fitted_on[2 * i + 1] == train and none is None
+    assert result.early_stopping == "inner"
+    assert all(f.best_iteration == 7 and f.refit and f.stopped_on == "inner" for f in result.folds)
+
+
+def test_stopping_on_the_scored_fold_is_explicit_and_labelled():
+    X, y = _data()
+    X["row"] = np.arange(len(X))
+    folds = _folds(len(X))
+    SpyModel.seen = []
+    result = cross_validate(
+        SpyModel(), X, y, folds, metric=get_metric("log_loss"), task="binary",
+        early_stopping=EarlyStopping(mode="scored-fold"),
+    )  # fmt: skip
+    for split, (trained, watched) in zip(folds.splits(), SpyModel.seen, strict=True):
+        assert trained == set(split.train.tolist()) and watched == set(split.valid.tolist())
+    assert result.early_stopping == "scored-fold"
+
+
+def test_inner_split_without_refit_predicts_with_the_inner_model():
+    X, y = _data()
+    X["row"] = np.arange(len(X))
+    folds = _folds(len(X))
+    SpyModel.seen = []
+    result = cross_validate(
+        SpyModel(), X, y, folds, metric=get_metric("log_loss"), task="binary",
+        early_stopping=EarlyStopping(refit=False, fraction=0.3),
+    )  # fmt: skip
+    assert len(SpyModel.seen) == folds.n_fits
+    for split, (inner, held) in zip(folds.splits(), SpyModel.seen, strict=True):
+        assert inner | held == set(split.train.tolist())
+        assert 0.25 < len(held) / len(split.train) < 0.35
+    assert not any(f.refit for f in result.folds)
 
 
 def test_train_mask_filters_training_parts_only():
@@ -85,12 +129,12 @@ def test_train_mask_filters_training_parts_only():
     folds = _folds(len(X))
     SpyModel.seen = []
     result = cross_validate(
-        SpyModel(), X, y, folds, metric=get_metric("log_loss"), task="binary",
+        SpyModel(stopping=False), X, y, folds, metric=get_metric("log_loss"), task="binary",
         train_mask=lambda Xt, yt: (Xt["row"] % 2 == 0).to_numpy(),
     )  # fmt: skip
     for split, (trained, watched) in zip(folds.splits(), SpyModel.seen, strict=True):
         assert trained == {r for r in split.train.tolist() if r % 2 == 0}
-        assert watched == set(split.valid.tolist())
+        assert watched is None
     assert not np.isnan(result.oof).any()  # every row still scored
 
 
@@ -129,7 +173,7 @@ def test_scores_and_shapes():
     assert len(result.folds) == 4 and all(isinstance(f, FoldResult) for f in result.folds)
     for f, split in zip(result.folds, folds.splits(), strict=True):
         assert f.score == pytest.approx(metric(y[split.valid], result.oof[split.valid]))
-    assert result.early_stopping and all(f.best_iteration for f in result.folds)
+    assert result.early_stopping == "inner" and all(f.best_iteration for f in result.folds)
     assert set(result.importances.index) == {"a", "b", "c"}
     assert result.score > 0.75
 
@@ -238,19 +282,111 @@ def test_repeated_folds_average_the_repeats():
     }
 
 
-def test_excluded_rows_are_predicted_but_never_trained_watched_or_in_the_headline_score():
+def test_excluded_rows_are_never_fitted_or_watched_but_are_in_the_headline_score():
     X, y = _data()
     X["row"] = np.arange(len(X))
     folds = _folds(len(X))
     exclude = np.zeros(len(X), dtype=bool)
     exclude[[3, 50, 111]] = True
-    SpyModel.seen = []
     metric = get_metric("log_loss")
-    result = cross_validate(SpyModel(), X, y, folds, metric=metric, task="binary", exclude=exclude)
-    for split, (trained, watched) in zip(folds.splits(), SpyModel.seen, strict=True):
-        assert not trained & {3, 50, 111}
-        assert watched == set(split.valid.tolist()) - {3, 50, 111}
-    assert not np.isnan(result.oof).any()
-    assert result.excluded == 3
-    assert result.score == pytest.approx(metric(y[~exclude], result.oof[~exclude]))
-    assert result.score_all == pytest.approx(metric(y, result.oof))
+    for mode in ("inner", "scored-fold"):
+        SpyModel.seen = []
+        result = cross_validate(
+            SpyModel(), X, y, folds, metric=metric, task="binary", exclude=exclude,
+            early_stopping=EarlyStopping(mode=mode),
+        )  # fmt: skip
+        for trained, watched in SpyModel.seen:
+            assert not (trained | (watched or set())) & {3, 50, 111}
+        assert not np.isnan(result.oof).any()
+        assert result.excluded == 3
+        assert result.score == pytest.approx(metric(y, result.oof))
+        assert result.score_without_excluded == pytest.approx(
+            metric(y[~exclude], result.oof[~exclude])
+        )
+        for f, split in zip(result.folds, folds.splits(), strict=True):
+            assert f.score == pytest.approx(metric(y[split.valid], result.oof[split.valid]))
+
+
+# every registered model that stops early, small enough for a test
+EARLY_STOPPERS = {
+    "lgbm": {
+        "n_estimators": 300,
+        "learning_rate": 0.1,
+        "num_leaves": 7,
+        "early_stopping_rounds": 10,
+    },
+    "xgb": {"n_estimators": 300, "learning_rate": 0.1, "max_depth": 3, "early_stopping_rounds": 10},
+    "catboost": {"iterations": 300, "learning_rate": 0.1, "depth": 3, "early_stopping_rounds": 10},
+    "torch-mlp": {"epochs": 8, "patience": 3, "hidden_layer_sizes": [16], "batch_size": 32},
+}
+
+
+def _permuted_fold(y: np.ndarray, folds: Folds, fold: int, seed: int = 0) -> np.ndarray:
+    """``y`` with the labels of one fold's validation rows shuffled among themselves."""
+    rows = next(s.valid for s in folds.splits() if s.fold == fold)
+    out = y.copy()
+    out[rows] = np.random.default_rng(seed).permutation(y[rows])
+    assert (out[rows] != y[rows]).any()
+    return out
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+@pytest.mark.parametrize("name", sorted(EARLY_STOPPERS))
+def test_a_fold_never_sees_its_own_labels(name, task):
+    """Permuting one fold's labels changes nothing that fold predicts, nor the rounds it chose."""
+    from kfw.registry import make_estimator
+
+    X, y = _data(300, seed=3)
+    if task == "regression":
+        y = X["a"].to_numpy() * 2 + np.random.default_rng(4).normal(size=len(y))
+    folds = _folds(len(X), k=3, y=y if task == "binary" else None)
+    model = make_estimator(name, task, EARLY_STOPPERS[name], random_state=0, n_jobs=1)
+    metric = get_metric("log_loss" if task == "binary" else "rmse")
+    valid = next(s.valid for s in folds.splits() if s.fold == 0)
+    runs = [
+        cross_validate(model, X, labels, folds, metric=metric, task=task)
+        for labels in (y, _permuted_fold(y, folds, 0))
+    ]
+    assert runs[0].early_stopping == "inner"
+    assert runs[0].folds[0].best_iteration == runs[1].folds[0].best_iteration is not None
+    np.testing.assert_array_equal(runs[0].oof[valid], runs[1].oof[valid])
+    assert runs[0].folds[0].score != runs[1].folds[0].score  # the labels did change
+
+
+def test_stopping_on_the_scored_fold_does_see_its_labels():
+    """The check above has teeth: the optimistic mode's predictions move with the labels."""
+    X, y = _data(300, seed=3)
+    folds = _folds(len(X), k=3, y=y)
+    model = LGBMClassifier(**EARLY_STOPPERS["lgbm"], n_jobs=1)
+    valid = next(s.valid for s in folds.splits() if s.fold == 0)
+    scored_fold = dict(early_stopping=EarlyStopping(mode="scored-fold"))
+    runs = [
+        cross_validate(
+            model, X, labels, folds, metric=get_metric("log_loss"), task="binary", **scored_fold
+        )
+        for labels in (y, _permuted_fold(y, folds, 0))
+    ]
+    assert runs[0].early_stopping == "scored-fold"
+    assert np.abs(runs[0].oof[valid] - runs[1].oof[valid]).max() > 0.01
+
+
+def test_an_image_network_never_sees_its_own_fold_labels():
+    """The same for the convolutional nets (torch-cnn; torch-resnet shares its estimator)."""
+    from sklearn.datasets import load_digits
+
+    from kfw.registry import make_estimator
+
+    pixels, digit = load_digits(return_X_y=True)
+    X = pd.DataFrame(pixels[:240] / 16.0, columns=[f"p{i}" for i in range(64)])
+    y = (digit[:240] >= 5).astype(int)
+    folds = _folds(len(X), k=3, y=y)
+    params = {"input_shape": [1, 8, 8], "channels": [4, 8], "epochs": 6, "patience": 2,
+              "batch_size": 32, "augment": False}  # fmt: skip
+    model = make_estimator("torch-cnn", "binary", params, random_state=0, n_jobs=1)
+    valid = next(s.valid for s in folds.splits() if s.fold == 0)
+    runs = [
+        cross_validate(model, X, labels, folds, metric=get_metric("log_loss"), task="binary")
+        for labels in (y, _permuted_fold(y, folds, 0))
+    ]
+    assert runs[0].folds[0].best_iteration == runs[1].folds[0].best_iteration is not None
+    np.testing.assert_array_equal(runs[0].oof[valid], runs[1].oof[valid])

@@ -192,3 +192,78 @@ def test_rows_reordered_in_train_are_realigned(tmp_path: Path):
     again = read_folds(folds.path, scheme, shuffled["Id"].to_numpy(), "Id")
     by_id = dict(zip(train["Id"], folds.assignment[:, 0], strict=True))
     assert [by_id[i] for i in shuffled["Id"]] == again.assignment[:, 0].tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# the inner early-stopping split
+
+
+def _with_groups(folds, groups):
+    import dataclasses
+
+    return dataclasses.replace(folds, groups=groups)
+
+
+@SETTINGS
+@given(
+    n=st.integers(200, 400),
+    scheme=st.sampled_from(["kfold", "stratified", "group", "stratified_group"]),
+    fraction=st.sampled_from([0.1, 0.2, 0.3]),
+    seed=st.integers(0, 10_000),
+)
+def test_inner_split_partitions_the_training_part_like_the_folds(n, scheme, fraction, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    groups = rng.integers(0, n // 4, size=n) if "group" in scheme else None
+    group = "g" if groups is not None else None
+    scheme = FoldScheme(scheme, n_splits=4, seed=seed, group=group)
+    folds = _with_groups(_folds_of(scheme, y=y, groups=groups), groups)
+    for split in folds.splits():
+        inner, held = folds.inner_split(split, split.train, y, "binary", fraction)
+        assert np.array_equal(np.sort(np.r_[inner, held]), np.sort(split.train))
+        assert not np.intersect1d(inner, held).size and not np.intersect1d(held, split.valid).size
+        if groups is not None:
+            assert not set(groups[inner]) & set(groups[held])  # groups stay whole
+        else:
+            assert abs(len(held) - fraction * len(split.train)) <= 1
+            # stratified on the class: the held-out share of each class is the fraction
+            for c in (0, 1):
+                share = np.isin(held, np.flatnonzero(y == c)).sum() / (y[split.train] == c).sum()
+                assert abs(share - fraction) < 0.06
+        again = folds.inner_split(split, split.train, y, "binary", fraction)
+        assert np.array_equal(again[1], held)  # seeded by (seed, repeat, fold)
+
+
+def test_inner_split_reads_only_the_training_labels():
+    y = np.random.default_rng(0).integers(0, 2, size=200)
+    folds = _folds_of(FoldScheme("stratified", n_splits=4, seed=1), y=y)
+    split = next(folds.splits())
+    shuffled = y.copy()
+    shuffled[split.valid] = 1 - shuffled[split.valid]
+    a = folds.inner_split(split, split.train, y, "binary", 0.2)
+    b = folds.inner_split(split, split.train, shuffled, "binary", 0.2)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+
+
+def test_inner_split_of_a_time_split_validates_the_latest_periods_after_the_gap():
+    times = np.repeat(np.arange(40), 5)
+    folds = _folds_of(FoldScheme("time", n_splits=3, time="t", gap=2), times=times)
+    for split in folds.splits():
+        inner, held = folds.inner_split(
+            split, split.train, np.zeros(len(times)), "regression", 0.25
+        )
+        assert folds.order[inner].max() < folds.order[held].min() - 2
+        assert folds.order[held].max() == folds.order[split.train].max()
+
+
+def test_inner_split_of_too_few_rows_says_so():
+    y = np.tile([0, 1], 15)
+    folds = _folds_of(FoldScheme("stratified", n_splits=2, seed=0), y=y)
+    split = next(folds.splits())
+    with pytest.raises(FoldError, match=r"fold 0: its training part has 15 rows, too few"):
+        folds.inner_split(split, split.train, y, "binary", 0.2)
+    rare = np.r_[np.zeros(99, int), 1]
+    folds = _folds_of(FoldScheme("kfold", n_splits=2, seed=0), y=rare)
+    split = next(s for s in folds.splits() if rare[s.train].sum() == 1)
+    with pytest.raises(FoldError, match="a class has 1 training row"):
+        folds.inner_split(split, split.train, rare, "binary", 0.2)

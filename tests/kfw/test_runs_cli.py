@@ -90,22 +90,21 @@ def test_runs_shows_each_run_best_first_with_model_time_hash_and_lb(
 ) -> None:
     result = _invoke(store.home, "runs", "synth")
     assert result.exit_code == 0, result.output
-    header = next(line for line in result.stdout.splitlines() if "fold hash" in line)
-    for column in ("run", "model", "roc_auc", "folds mean ± std", "time", "LB public", "W&B"):
+    header = next(line for line in result.stdout.splitlines() if "vs best" in line)
+    for column in ("run", "model", "roc_auc ± SE", "folds mean ± std", "time", "LB public", "W&B"):
         assert column in header
     rows = _rows(result.stdout)
     assert list(rows) == sorted(rows, key=lambda i: -next(r["score"] for r in store.runs.values() if r["id"] == i))  # fmt: skip
     lgbm, logreg, blend = (store.runs[k] for k in ("lgbm", "logreg", "blend"))
     cells = rows[lgbm["id"]]
     assert cells[1] == "lgbm"
-    assert cells[2] == f"{lgbm['score']:.5f}"
-    assert cells[3] == f"{lgbm['mean']:.5f} ± {lgbm['std']:.5f}"
-    assert cells[4] == f"{lgbm['seconds']:.1f} s"
-    assert cells[5] == lgbm["folds"]["hash"]
-    assert cells[6] == "0.75000"  # the best public score of its two submissions
-    assert cells[7] == "-"  # W&B was disabled
-    assert rows[logreg["id"]][6] == "-"  # never submitted
-    assert rows[blend["id"]][6] == "-"  # submitted, not scored yet
+    assert cells[2] == f"{lgbm['score']:.5f} ± {lgbm['se']:.5f}"
+    assert cells[5] == f"{lgbm['mean']:.5f} ± {lgbm['std']:.5f}"
+    assert cells[6] == f"{lgbm['seconds']:.1f} s"
+    assert cells[7] == "0.75000"  # the best public score of its two submissions
+    assert cells[8] == "-"  # W&B was disabled
+    assert rows[logreg["id"]][7] == "-"  # never submitted
+    assert rows[blend["id"]][7] == "-"  # submitted, not scored yet
     assert rows[blend["id"]][1] == "blend of 2"
 
 

@@ -113,11 +113,11 @@ def test_regression_writeup_has_every_section_and_the_records_numbers(regression
         assert row in md
     best = min(records.values(), key=lambda r: r["score"])  # rmsle: lower is better
     assert f"Best cross-validated run: **{best['label']}**" in md
-    # the residuals' RMS on the log1p scale is the run's RMSLE, without and with excluded rows
+    # the residuals' RMS on the log1p scale is the run's RMSLE, with and without excluded rows
     assert best["excluded_ids"] == [4, 8]
-    assert f"RMS {best['score']:.5f}; with the 2 excluded rows (orange) RMS " in md
-    assert f"RMS {best['score_all']:.5f}." in md
-    assert "2 training rows (Id 4, 8) are left out of the headline CV" in md
+    assert f"RMS {best['score']:.5f}; without the 2 excluded rows (orange) RMS " in md
+    assert f"RMS {best['score_without_excluded']:.5f}." in md
+    assert "2 training rows (Id 4, 8) are left out of every fit" in md
     assert "No submissions yet" in md and "No bake-off yet" in md
     assert "out-of-fold AUC of **0." in md  # adversarial validation ran on the row features
     assert "stratified on 10 quantile bins" in md

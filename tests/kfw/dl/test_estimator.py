@@ -295,8 +295,12 @@ def test_in_the_fold_loop_with_callback_early_stopping_and_resume(digits, tmp_pa
     model = TorchClassifier(**SMALL)
     kwargs = dict(metric=get_metric("accuracy"), task="multiclass", X_test=X.iloc[:50])
     full = cross_validate(model, X, y, folds, callback=logs, **kwargs)
-    assert full.early_stopping and all(f.best_iteration is not None for f in full.folds)
-    assert len(logs.logs) == sum(1 for m, _ in logs.logs if "valid_accuracy" in m) > 0
+    # each epoch chosen on an inner split (its epochs logged with a validation score), then
+    # refitted on the whole training part for that many epochs (logged without one)
+    assert full.early_stopping == "inner" and all(f.best_iteration and f.refit for f in full.folds)
+    watched = sum(1 for m, _ in logs.logs if "valid_accuracy" in m)
+    assert watched > 0 and len(logs.logs) == watched + sum(f.best_iteration for f in full.folds)
+    assert all(len(f.history) >= f.best_iteration for f in full.folds)
     assert full.score > MIN_ACCURACY - 0.1  # 300 training rows a fold
     # interrupted after two folds, resumed: the same OOF as the uninterrupted run
     store = PartialFolds(tmp_path / "partial")
