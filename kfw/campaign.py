@@ -3,10 +3,12 @@
 :func:`status` gathers one screen: days to the deadline, submissions left today, the best
 runs by CV not yet submitted, the CV-versus-public table with its rank correlation, and the
 warning that the public leaderboard is being chased. :func:`select_finals` recommends the
-two final submissions by CV alone — the best run, and a hedge: among the runs whose CV is
-within one fold-standard-deviation of the best, the one whose out-of-fold predictions are
-least correlated with the best's (when the private split favours another kind of model,
-this one is the most likely to hold up) — never by public score.
+two final submissions by CV alone, never by public score: first the run ``kfw submit``
+chooses by default (:func:`kfw.noise.choose`: honest runs only; among those within noise of
+the best CV, an ensemble, else the simplest), then a hedge: among the runs within noise of
+the best, the one whose out-of-fold predictions are least correlated with the first pick's
+(when the private split favours another kind of model, this one is the most likely to hold
+up).
 """
 
 from __future__ import annotations
@@ -87,37 +89,41 @@ class Pick:
 
 
 def select_finals(spec: Competition, kfw_home: Path, data_hash: str | None = None) -> list[Pick]:
-    """The two final submissions, chosen by CV (see the module docstring)."""
+    """The two final submissions, chosen by CV under noise (see the module docstring)."""
+    from kfw.data import data_dir
+    from kfw.folds import stored_hash
+    from kfw.noise import choose_from_store
+
     store = RunStore(kfw_home, spec.slug)
-    runs = [
-        r for r in best_first(_current(store.records(), data_hash)) if r.get("score") is not None
-    ]
-    if not runs:
+    records = [r for r in store.records() if r.get("score") is not None]
+    if not records:
         raise KfwError(f"no runs for {spec.slug}: run `kfw cv {spec.slug}` first")
-    best = runs[0]
-    fold_hash = best["folds"]["hash"]
-    picks = [
-        Pick(
-            best,
-            f"the best CV: {best['metric']} {best['score']:.5f} (± {best['std']:.5f} over folds)",
-        )
-    ]
-    sign = 1.0 if best["greater_is_better"] else -1.0
+    fold_hash = stored_hash(data_dir(kfw_home, spec.slug), spec.folds)
+    newest = max(records, key=lambda r: r.get("finished") or "")
+    choice = choose_from_store(
+        store,
+        records,
+        data_hash or newest["data"]["hash"],
+        fold_hash or newest["folds"]["hash"],
+    )
+    first = choice.run
+    picks = [Pick(first, f"{first['metric']} {first['score']:.5f}: {choice.reason}")]
     near = [
-        r
-        for r in runs[1:]
-        if r["folds"]["hash"] == fold_hash and sign * (best["score"] - r["score"]) <= best["std"]
+        c.record for c in choice.compared if c.indistinguishable and c.record["id"] != first["id"]
     ]
+    near = [r for r in near if not r.get("optimistic")]
     if not near:
-        if len(runs) > 1:
+        others = [c.record for c in choice.compared if c.record["id"] != first["id"]]
+        if others:
             picks.append(
                 Pick(
-                    runs[1],
-                    f"the second-best CV ({runs[1]['score']:.5f}); no other run is within one fold-std of the best",
+                    others[0],
+                    f"the next-best CV ({others[0]['score']:.5f}); no other run is within noise "
+                    "of the best",
                 )
             )
         return picks
-    ref = frame_prediction(store.frame(best["id"], "oof.parquet")).reshape(-1)
+    ref = frame_prediction(store.frame(first["id"], "oof.parquet")).reshape(-1)
     scored = []
     for r in near:
         other = frame_prediction(store.frame(r["id"], "oof.parquet")).reshape(-1)
@@ -128,9 +134,9 @@ def select_finals(spec: Competition, kfw_home: Path, data_hash: str | None = Non
     picks.append(
         Pick(
             hedge,
-            f"CV {hedge['score']:.5f}, within one fold-std ({best['std']:.5f}) of the best, and the least "
-            f"correlated with it of {len(near)} such runs (out-of-fold correlation {corr:.3f}): a hedge "
-            "if the private split favours another kind of model",
+            f"CV {hedge['score']:.5f}, within noise of the best (95% paired interval), and the "
+            f"least correlated with the first pick of {len(near)} such runs (out-of-fold "
+            f"correlation {corr:.3f}): a hedge if the private split favours another kind of model",
         )
     )
     return picks

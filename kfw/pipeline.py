@@ -316,13 +316,16 @@ def run_competition(
     from kfw.registry import make_estimator
 
     members = [ctx.spec.model(label) for label in labels] if labels else list(ctx.spec.models)
+    notes: dict[str, dict[str, Any]] = {}
     if tuned:
         from kfw.tune import load_tuned
 
-        members = [
-            ModelSpec(m.name, load_tuned(ctx.home, ctx.spec.slug, m.label), f"{m.label}-tuned")
-            for m in members
-        ]
+        saved = {m.label: load_tuned(ctx.home, ctx.spec.slug, m.label) for m in members}
+        members = [ModelSpec(m.name, saved[m.label]["params"], f"{m.label}-tuned") for m in members]
+        for m, payload in zip(members, saved.values(), strict=True):
+            notes[m.label] = {"tuned_on": payload.get("fold_hash")}
+            if payload.get("fold_hash") == ctx.folds.hash:
+                notes[m.label]["optimistic"] = ["parameters tuned on these folds"]
     if overrides:
         if len(members) != 1:
             raise ConfigError("--param applies to one model: name it with --model")
@@ -343,7 +346,16 @@ def run_competition(
             skipped = ", ".join(x.label for x in members[i:])
             callback.warning(f"time limit of {time_limit:.0f} s reached: {skipped} not run")
             break
-        records.append(run_model(ctx, m, seed=seed, threads=threads, callback=callback))
+        records.append(
+            run_model(
+                ctx,
+                m,
+                seed=seed,
+                threads=threads,
+                callback=callback,
+                annotations=notes.get(m.label),
+            )
+        )
     ensemble = ctx.spec.ensemble
     if blend_runs and len(records) > 1 and ensemble.method != "best":
         from kfw.stack import run_stack

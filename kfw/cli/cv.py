@@ -276,9 +276,24 @@ def tune(
     threads: Threads = None,
     no_wandb: NoWandb = False,
     early_stopping: EarlyStoppingMode = None,
+    fold_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Search on the competition's fold scheme with this seed instead of its own "
+            "folds, so that a run with the tuned parameters is scored on folds no trial saw.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Tune a model on the persisted folds with Optuna (resumable; shareable over PostgreSQL)."""
+    """Tune a model with Optuna (resumable; shareable over PostgreSQL); the best trial's CV is
+    shown beside a nested estimate that was not chosen on the folds it is scored on."""
+    import dataclasses
+
     spec = with_early_stopping(competition(ctx, comp), early_stopping)
+    if fold_seed is not None:
+        folds = dataclasses.replace(spec.folds, seed=fold_seed)
+        spec = dataclasses.replace(spec, folds=folds)
+        study = study or f"{comp}-{model}-{folds.name}"
     from kfw.pipeline import prepare
     from kfw.tune import tune as run_tune
 
@@ -293,6 +308,13 @@ def tune(
         f"best {spec.metric} {fmt_score(result.best_value)} · params in {result.path}",
         highlight=False,
     )
+    if result.nested is not None:
+        console().print(
+            f"best trial's mean fold score {fmt_score(result.best_mean)} (chosen on these folds: "
+            f"optimistic); nested estimate {fmt_score(result.nested)} (each fold scored by the "
+            f"trial best on the other folds) on {spec.folds.name}",
+            highlight=False,
+        )
 
 
 def bakeoff(

@@ -60,12 +60,19 @@ def test_chasing_the_public_board_is_warned(home):
     assert "trust CV" in status(spec, home, now=NOW).warning
 
 
-def test_select_picks_the_best_cv_and_a_less_correlated_near_best(home):
+def test_select_picks_the_default_choice_and_a_less_correlated_near_best(home):
+    from kfw.noise import choose_from_store
+    from kfw.track import RunStore
+
     spec, runs = _runs(home)
     picks = select_finals(spec, home)
-    best = max(runs, key=lambda r: r["score"])
-    assert picks[0].run["id"] == best["id"] and "best CV" in picks[0].reason
-    assert len(picks) == 2 and picks[1].run["id"] != best["id"]
+    store = RunStore(home, "synth")
+    records = store.records()
+    choice = choose_from_store(
+        store, records, records[0]["data"]["hash"], records[0]["folds"]["hash"]
+    )
+    assert picks[0].run["id"] == choice.run["id"] and choice.reason in picks[0].reason
+    assert len(picks) == 2 and picks[1].run["id"] != picks[0].run["id"]
     assert "CV" in picks[1].reason
 
 

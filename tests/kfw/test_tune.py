@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from kfw.cli.app import app
 from kfw.config import load_competition
 from kfw.pipeline import prepare
-from kfw.progress import NULL
-from kfw.tune import _open_study, _Pruning, _safe_url, storage_url, tune
+from kfw.progress import Callback
+from kfw.tune import _open_study, _Pruning, _safe_url, nested_estimate, storage_url, tune
 from tests.conftest import in_ci
 from tests.postgres import PostgresUnavailable, postgres_server
 from tests.synth import make_competition
@@ -54,8 +54,41 @@ def test_study_resumes_and_best_params_feed_cv_tuned(home):
     assert tuned["params"]["alpha"] == pytest.approx(
         json.loads(again.path.read_text())["params"]["alpha"]
     )
-    # the study's best value is the CV the tuned run reproduces on the same folds
+    # the study's best value is the CV the tuned run reproduces on the same folds, which is
+    # why that run is labelled optimistic
     assert tuned["score"] == pytest.approx(again.best_value)
+    assert tuned["optimistic"] == ["parameters tuned on these folds"]
+    assert tuned["tuned_on"] == ctx.folds.hash
+    # the nested estimate was not chosen on the fold it scores: never better than the best's
+    assert saved["nested"] is not None and again.nested >= again.best_mean  # rmsle: lower wins
+
+
+def test_tuning_on_another_fold_seed_scores_the_tuned_run_honestly(home):
+    _context(home)
+    args = ["--home", str(home)]
+    result = CliRunner().invoke(
+        app, [*args, "tune", "synth", "--model", "ridge", "--trials", "3", "--fold-seed", "99"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "study synth-ridge-kfold-k3-s99" in result.stdout and "nested estimate" in result.stdout
+    saved = json.loads((home / "tune" / "synth" / "ridge.json").read_text())
+    assert saved["folds"] == "kfold-k3-s99"
+    result = CliRunner().invoke(app, [*args, "cv", "synth", "--model", "ridge", "--tuned"])
+    assert result.exit_code == 0, result.output
+    (run,) = [json.loads(p.read_text()) for p in (home / "runs" / "synth").glob("*/run.json")]
+    assert run["folds"]["name"] == "kfold-k3-s1" and run["optimistic"] == []
+    assert run["tuned_on"] == saved["fold_hash"] != run["folds"]["hash"]
+
+
+def test_nested_estimate_scores_each_fold_with_the_trial_best_on_the_others():
+    # trial 0 is best on folds 1 and 2 by luck on fold 0; trial 1 is steady
+    scores = [[0.95, 0.70, 0.70], [0.80, 0.80, 0.80], [0.60, 0.75, 0.90]]
+    estimate, picks = nested_estimate(scores, greater_is_better=True)
+    # fold 0: others' means 0.70, 0.80, 0.825 -> trial 2 (0.60); fold 1: 0.825, 0.80, 0.75 ->
+    # trial 0 (0.70); fold 2: 0.825, 0.80, 0.675 -> trial 0 (0.70)
+    assert picks == [2, 0, 0]
+    assert estimate == pytest.approx((0.60 + 0.70 + 0.70) / 3)
+    assert nested_estimate(scores, greater_is_better=False)[1] == [0, 2, 2]
 
 
 def test_cv_tuned_without_a_study_says_what_to_run(home):
@@ -82,12 +115,24 @@ def test_pruning_reports_the_running_mean_and_prunes():
         def __init__(self, score):
             self.score = score
 
-    trial = Trial()
-    pruning = _Pruning(trial, inner=NULL)
+    class Inner(Callback):
+        def __init__(self):
+            self.logs, self.folds = [], 0
+
+        def log(self, metrics, step=None):
+            self.logs.append((metrics, step))
+
+        def fold_end(self, fold):
+            self.folds += 1
+
+    trial, inner = Trial(), Inner()
+    pruning = _Pruning(trial, inner=inner)
+    pruning.log({"epoch": 1, "train_loss": 0.5}, step=1)  # a network's epochs go on
     pruning.fold_end(Fold(1.0))
     with pytest.raises(optuna.TrialPruned):
         pruning.fold_end(Fold(3.0))
     assert trial.reported == [(0, 1.0), (1, 2.0)]
+    assert inner.logs == [({"epoch": 1, "train_loss": 0.5}, 1)] and inner.folds == 2
 
 
 def test_storage_urls():
