@@ -62,12 +62,10 @@ def test_chasing_the_public_board_is_warned(home):
 
 def test_select_picks_the_default_choice_and_a_less_correlated_near_best(home):
     from kfw.noise import choose_from_store
-    from kfw.track import RunStore
 
-    spec, runs = _runs(home)
+    spec, records = _runs(home)
     picks = select_finals(spec, home)
     store = RunStore(home, "synth")
-    records = store.records()
     choice = choose_from_store(
         store, records, records[0]["data"]["hash"], records[0]["folds"]["hash"]
     )
