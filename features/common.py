@@ -195,10 +195,23 @@ class GroupTargetRate(TransformerMixin, BaseEstimator):
     A row's group is the union of the training rows that share its value in any of ``keys``
     (e.g. the same ticket *or* the same surname-and-fare). Rows of the data passed to ``fit``
     are looked up by position. ``transform`` (validation and test rows) uses every training
-    member of the group; ``fit_transform`` (the training rows) leaves each row out of its own
-    group, so no row sees its own label and the feature means the same thing on both sides. As
-    with scikit-learn's ``TargetEncoder``, ``fit(X, y).transform(X)`` therefore differs from
-    ``fit_transform(X, y)``: only the latter is leak-free on the training rows.
+    member of the group; ``fit_transform`` (the training rows) never lets a row see its own
+    label. As with scikit-learn's ``TargetEncoder``, ``fit(X, y).transform(X)`` therefore
+    differs from ``fit_transform(X, y)``: only the latter is leak-free on the training rows.
+
+    How the training rows are encoded (``encoding``):
+
+    - ``"kfold"`` (the default): the training rows are split into ``n_splits`` inner folds and
+      a row's rate uses only the group members in the other inner folds, as scikit-learn's
+      ``TargetEncoder`` cross-fits.
+    - ``"loo"``: leave-one-out, every other member. Within a group of n with S positives a
+      positive row sees (S-1)/(n-1) and a negative row S/(n-1), so on the training rows the
+      feature orders every group by the rows' own labels, even for pure noise, and a model
+      can learn that order, which holds nowhere else (Prokhorenkova et al. 2018, "CatBoost:
+      unbiased boosting with categorical features", section 3.2). The K-fold rate also drops
+      the group-mates that share a row's inner fold, which breaks the order in most groups
+      (a row alone in its inner fold is still encoded as leave-one-out would). Neither leaks
+      into a CV score: validation and test rows are encoded from training labels only.
 
     The key columns are consumed: the output drops them and appends ``{prefix}_known``, the
     number of other training members, and ``{prefix}_rate``, their mean target (``fill`` when
@@ -215,6 +228,12 @@ class GroupTargetRate(TransformerMixin, BaseEstimator):
         The rate given when a row has no member with a known target; ``np.nan`` leaves it missing.
     prefix : str, default="group"
         Prefix of the output column names.
+    encoding : {"kfold", "loo"}, default="kfold"
+        How ``fit_transform`` encodes the training rows (see above).
+    n_splits : int, default=5
+        Inner folds of the ``"kfold"`` encoding.
+    random_state : int, default=0
+        Seeds the inner folds.
 
     Attributes
     ----------
@@ -229,12 +248,22 @@ class GroupTargetRate(TransformerMixin, BaseEstimator):
     """
 
     def __init__(
-        self, keys: list[str], flag: str | None = None, fill: float = 0.5, prefix: str = "group"
+        self,
+        keys: list[str],
+        flag: str | None = None,
+        fill: float = 0.5,
+        prefix: str = "group",
+        encoding: str = "kfold",
+        n_splits: int = 5,
+        random_state: int = 0,
     ) -> None:
         self.keys = keys
         self.flag = flag
         self.fill = fill
         self.prefix = prefix
+        self.encoding = encoding
+        self.n_splits = n_splits
+        self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y: object) -> GroupTargetRate:
         X = _check_frame(X)
@@ -279,6 +308,14 @@ class GroupTargetRate(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: pd.DataFrame, y: object = None) -> pd.DataFrame:
         """Fit, then encode the training rows themselves, each without its own label."""
+        if self.encoding not in ("kfold", "loo"):
+            raise ValueError(f"encoding must be 'kfold' or 'loo', got {self.encoding!r}")
         self.fit(X, y)
         groups = self._groups(X)
-        return self._encode(X, [g - {i} for i, g in enumerate(groups)])
+        if self.encoding == "loo":
+            return self._encode(X, [g - {i} for i, g in enumerate(groups)])
+        # inner folds by a seeded permutation: row i sees the members outside its own fold
+        order = np.random.default_rng(self.random_state).permutation(len(X))
+        fold = np.empty(len(X), dtype=np.int64)
+        fold[order] = np.arange(len(X)) % self.n_splits
+        return self._encode(X, [{j for j in g if fold[j] != fold[i]} for i, g in enumerate(groups)])

@@ -27,8 +27,15 @@ Fitted features (``fitted_features``, fitted inside each fold on the training pa
   members in the training part, ``group_rate`` is their survival rate, and
   ``group_rate_woman_child`` the rate of the women and boys among them (0.5 when there are
   none). Families tended to live or die together, so this is the strongest feature after
-  sex and title, and the one that can leak: training rows are encoded leave-one-out (a row
-  never sees its own label); validation and test rows use the training members' labels.
+  sex and title, and the one that needs care: training rows are encoded by an inner 5-fold
+  split of the training part (a row sees only the members outside its inner fold, never its
+  own label); validation and test rows use every training member. Leave-one-out encoding
+  (``encoding="loo"``) orders each training group by the rows' own labels, (S - y_i)/(n - 1)
+  in a group of n with S survivors (:class:`features.common.GroupTargetRate`). Measured on
+  Kaggle's train.csv with the roster on the 5 x 5 repeated folds, the two encodings are
+  indistinguishable (blend accuracy 0.85297 inner K-fold vs 0.85185 leave-one-out, paired
+  95% interval of the difference [-0.0077, +0.0099]; log-loss 0.3565 vs 0.3556): the
+  K-fold encoding, which orders fewer groups by their own labels, is kept.
 - ``title`` and ``deck`` become ``category`` columns with levels learned in the fold (kfw's
   fold loop does this for every string column).
 """

@@ -9,11 +9,18 @@ are its own (stratified on the train / test label), not the competition's.
 Each column also gets a score of its own: the ROC-AUC of that column alone as a train / test
 separator (0.5 to 1, direction ignored), and the model's gain importance, so the columns that
 drift can be named.
+
+When the sets differ, a CV on every training row speaks for rows unlike the test set. The
+classifier's out-of-fold probability that a *training* row is a test row ranks them by how
+test-like they are; :func:`test_like_scores` scores each run on the most test-like share of
+its out-of-fold predictions, a validation set that looks like the test set, shown beside the
+plain CV (``kfw audit``, ``kfw runs --test-like``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +56,8 @@ class AdversarialResult:
         ``importance`` (the classifier's share of total gain, summing to 1), most drifting first.
     n_train, n_test : int
         Rows of each side.
+    test_likeness : ndarray of shape (n_train,)
+        Each training row's out-of-fold probability of being a test row.
     """
 
     auc: float
@@ -56,6 +65,7 @@ class AdversarialResult:
     drift: pd.DataFrame
     n_train: int
     n_test: int
+    test_likeness: np.ndarray | None = None
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -154,4 +164,76 @@ def adversarial_validation(
         drift=drift.reset_index(drop=True),
         n_train=len(X_train),
         n_test=len(X_test),
+        test_likeness=oof[: len(X_train)].copy(),
     )
+
+
+# the share of training rows that forms the test-like validation set
+TEST_LIKE_SHARE = 0.25
+DRIFT_AUC = 0.6  # above this train and test differ enough for a CV not to transfer
+
+
+def test_like_rows(test_likeness: np.ndarray, share: float = TEST_LIKE_SHARE) -> np.ndarray:
+    """Boolean mask of the ``share`` of training rows most like the test set (ties by row)."""
+    n = max(1, round(share * len(test_likeness)))
+    order = np.argsort(-test_likeness, kind="stable")
+    mask = np.zeros(len(test_likeness), dtype=bool)
+    mask[order[:n]] = True
+    return mask
+
+
+def test_like_path(kfw_home: Path, slug: str) -> Path:
+    """Where ``kfw audit`` keeps the training rows' test-likeness."""
+    return kfw_home / "data" / slug / "adversarial.csv"
+
+
+def load_test_likeness(kfw_home: Path, slug: str) -> pd.Series | None:
+    """The saved test-likeness indexed by id (None before ``kfw audit`` ran)."""
+    import pandas as pd
+
+    path = test_like_path(kfw_home, slug)
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    return pd.Series(frame["p_test"].to_numpy(float), index=frame.iloc[:, 0].to_numpy())
+
+
+def save_test_likeness(path: Path, ids: np.ndarray, id_col: str, test_likeness: np.ndarray) -> Path:
+    """Write ``<id>, p_test`` atomically (read back by :func:`load_test_likeness`)."""
+    import os
+
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pd.DataFrame({id_col: ids, "p_test": test_likeness}).to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def test_like_scores(
+    store: Any, records: list[dict[str, Any]], p_test: pd.Series, share: float = TEST_LIKE_SHARE
+) -> dict[str, float]:
+    """Each run's score on the ``share`` most test-like training rows (by run id).
+
+    ``p_test`` is indexed by the competition's id. A run whose rows do not match is left out.
+    """
+    from kfw.metrics import get_metric
+    from kfw.noise import encode_labels, score_rows
+
+    out = {}
+    for r in records:
+        y, pred, _ = store.predictions(r["id"])
+        ids = store.frame(r["id"], "oof.parquet").iloc[:, 0]
+        likeness = p_test.reindex(ids.to_numpy()).to_numpy(float)
+        if np.isnan(likeness).any():
+            continue
+        y = y.astype(float) if y.ndim == 2 else encode_labels(y, r.get("classes"))
+        rows = np.flatnonzero(
+            test_like_rows(likeness, share) & np.isfinite(pred).reshape(len(y), -1).all(axis=1)
+        )
+        out[r["id"]] = score_rows(get_metric(r["metric"]), y, pred, rows)
+    return out

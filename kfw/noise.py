@@ -334,7 +334,7 @@ def choose(
 # runs in the store
 
 
-def _encode(y: np.ndarray, classes: list[Any] | None) -> np.ndarray:
+def encode_labels(y: np.ndarray, classes: list[Any] | None) -> np.ndarray:
     """Stored labels (the competition's own values) as the class codes 0..K-1."""
     if classes is None:
         return np.asarray(y, dtype=float)
@@ -352,7 +352,7 @@ def store_scores(store: Any) -> Callable[[dict[str, Any]], dict[tuple[int, int],
         if record["id"] not in cache:
             y, pred, assignment = store.predictions(record["id"])
             multi = y.ndim == 2
-            y = y.astype(float) if multi else _encode(y, record.get("classes"))
+            y = y.astype(float) if multi else encode_labels(y, record.get("classes"))
             cache[record["id"]] = fit_scores(get_metric(record["metric"]), y, pred, assignment)
         return cache[record["id"]]
 

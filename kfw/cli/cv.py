@@ -193,26 +193,68 @@ def audit(
 
 
 def _adversarial(context: Any, threads: int | None) -> None:
-    """Adversarial validation: can a model tell the training rows from the test rows?"""
-    from kfw.adversarial import adversarial_validation
+    """Adversarial validation: can a model tell the training rows from the test rows?
+
+    With drift, each run is also scored on the training rows most like the test set (the
+    test-like CV, beside the plain one); the rows' test-likeness is kept for ``kfw runs
+    --test-like``.
+    """
+    from rich.table import Table
+
+    from kfw.adversarial import (
+        DRIFT_AUC,
+        TEST_LIKE_SHARE,
+        adversarial_validation,
+        save_test_likeness,
+        test_like_path,
+        test_like_scores,
+    )
     from kfw.pipeline import default_threads
 
     d = context.design
     result = adversarial_validation(
         d.X, d.X_test, seed=context.spec.seed, threads=threads or default_threads()
     )
+    drift = result.auc >= DRIFT_AUC
     verdict = (
-        "train and test look alike"
-        if result.auc < 0.6
-        else "train and test differ: a CV may not transfer"
+        "train and test differ: a CV may not transfer" if drift else "train and test look alike"
     )
     console().print(
         f"adversarial validation: train-vs-test AUC {result.auc:.3f} ({verdict})", highlight=False
     )
+    path = save_test_likeness(
+        test_like_path(context.home, context.spec.slug),
+        d.ids,
+        context.spec.id,
+        result.test_likeness,
+    )
     top = result.drift.head(5)
-    if result.auc >= 0.6 and len(top):
+    if not drift:
+        return
+    if len(top):
         shown = ", ".join(f"{r.column} (AUC {r.auc:.2f})" for r in top.itertuples())
         console().print(f"drifting columns: {shown}", highlight=False)
+    latest: dict[str, dict[str, Any]] = {}
+    for r in context.store.records():  # oldest first: the latest run of each label wins
+        if r["folds"]["hash"] == context.folds.hash and r["data"]["hash"] == context.dataset.hash:
+            latest[r["label"]] = r
+    if not latest:
+        return
+    import pandas as pd
+
+    p_test = pd.Series(result.test_likeness, index=d.ids)
+    like = test_like_scores(context.store, list(latest.values()), p_test)
+    table = Table(
+        "run", "CV (every row)", f"test-like CV ({TEST_LIKE_SHARE:.0%} most test-like rows)"
+    )
+    for r in latest.values():
+        table.add_row(r["id"], fmt_score(r["score"]), fmt_score(like.get(r["id"])))
+    console().print(table)
+    console().print(
+        f"test-like rows: the training rows the classifier finds most like the test set "
+        f"(their test-likeness is in {path}; `kfw runs {context.spec.slug} --test-like` shows the column)",
+        highlight=False,
+    )
 
 
 def stack(

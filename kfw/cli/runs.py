@@ -42,6 +42,13 @@ def runs(
     plot: Annotated[
         bool, typer.Option("--plot", help="Chart every run's fold scores into runs/COMP/runs.png.")
     ] = False,
+    test_like: Annotated[
+        bool,
+        typer.Option(
+            "--test-like",
+            help="Add each run's CV on the training rows most like the test set (after kfw audit).",
+        ),
+    ] = False,
 ) -> None:
     """The competition's runs, best CV first; `kfw runs diff A B` compares two runs."""
     from rich.table import Table
@@ -63,9 +70,10 @@ def runs(
         return
     lb = best_public(kfw_home(ctx), comp, records[0]["greater_is_better"])
     compared = compare_current(store, records, spec, kfw_home(ctx))
+    like = _test_like(store, records, kfw_home(ctx), comp) if test_like else None
     table = Table(
         "run", "model", f"{spec.metric} ± SE", "vs best [95%]", "", "folds mean ± std", "time",
-        "LB public", "W&B",
+        "LB public", "W&B", *(["test-like CV"] if like is not None else []),
     )  # fmt: skip
     for column in table.columns[:4]:
         column.no_wrap = True
@@ -82,6 +90,7 @@ def runs(
             f"{r['seconds']:.1f} s",
             fmt_score(lb.get(r["id"])),
             (r.get("wandb") or {}).get("mode", "-"),
+            *([fmt_score(like.get(r["id"]))] if like is not None else []),
         )
     console().print(table)
     if compared:
@@ -144,6 +153,18 @@ def compare_current(
 
         RichProgress().warning(f"runs not compared: {exc}")
         return {}
+
+
+def _test_like(
+    store: Any, records: list[dict[str, Any]], home: Path, comp: str
+) -> dict[str, float]:
+    """Each run's CV on the training rows most like the test set (kfw.adversarial)."""
+    from kfw.adversarial import load_test_likeness, test_like_scores
+
+    p_test = load_test_likeness(home, comp)
+    if p_test is None:
+        raise KfwError(f"no test-likeness for {comp} yet: run `kfw audit {comp}` first")
+    return test_like_scores(store, records, p_test)
 
 
 def _interval(c: Any) -> str:

@@ -208,7 +208,7 @@ def test_clip_bounds_come_from_the_fit_frame() -> None:
 
 def test_rate_fit_transform_never_uses_a_rows_own_label() -> None:
     X, y = _group_frame()
-    out = GroupTargetRate(["ticket", "family"], fill=0.5).fit_transform(X, y)
+    out = GroupTargetRate(["ticket", "family"], fill=0.5, encoding="loo").fit_transform(X, y)
     # row 0's group (by ticket T1) is {1}; row 1's is {0} by ticket and {2} by family;
     # row 2's is {1}; row 3 is alone; rows 4 and 5 have only missing keys.
     assert out["group_known"].tolist() == [1.0, 2.0, 1.0, 0.0, 0.0, 0.0]
@@ -218,7 +218,7 @@ def test_rate_fit_transform_never_uses_a_rows_own_label() -> None:
 def test_rate_pair_each_row_gets_the_others_label() -> None:
     X = pd.DataFrame({"k": ["p", "p", "q", "q"]})
     y = np.array([0, 1, 1, 1])
-    out = GroupTargetRate(["k"]).fit_transform(X, y)
+    out = GroupTargetRate(["k"], encoding="loo").fit_transform(X, y)
     assert out["group_rate"].tolist() == [1.0, 0.0, 1.0, 1.0]
     assert out["group_known"].tolist() == [1.0] * 4
 
@@ -231,6 +231,47 @@ def test_rate_alone_in_its_group_gets_fill_whatever_its_label() -> None:
         assert out["group_known"].tolist() == [0.0, 0.0]
     out = GroupTargetRate(["k"], fill=np.nan).fit_transform(X, np.array([1, 0]))
     assert out["group_rate"].isna().all()
+
+
+def test_rate_kfold_encoding_sees_only_the_other_inner_folds() -> None:
+    X = pd.DataFrame({"k": ["g"] * 10})
+    y = np.arange(10) % 2
+    rate = GroupTargetRate(["k"], n_splits=5, random_state=3)
+    out = rate.fit_transform(X, y)
+    order = np.random.default_rng(3).permutation(10)
+    fold = np.empty(10, dtype=int)
+    fold[order] = np.arange(10) % 5
+    for i in range(10):
+        others = fold != fold[i]
+        assert out["group_known"].iloc[i] == others.sum() == 8
+        assert out["group_rate"].iloc[i] == pytest.approx(y[others].mean())
+
+
+def test_leave_one_out_rates_order_a_group_by_its_own_labels_and_kfold_less_so() -> None:
+    """The CatBoost paper's point (section 3.2): a leave-one-out rate is (S - y_i)/(n - 1)
+    within a group, so on the training rows it orders each group by the rows' own labels, even
+    for pure noise. The inner K-fold rate also leaves out the group-mates that share the row's
+    inner fold, which breaks that order in most groups (not all: a row alone in its inner fold
+    is encoded as leave-one-out would)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"k": np.repeat([f"g{i}" for i in range(60)], 6)})
+    y = rng.integers(0, 2, len(X))  # pure noise: nothing to learn from the groups
+    within, separated = {}, {}
+    for encoding in ("loo", "kfold"):
+        out = GroupTargetRate(["k"], encoding=encoding).fit_transform(X, y)
+        rate = out["group_rate"].to_numpy()
+        centred = rate - out.groupby(X["k"])["group_rate"].transform("mean").to_numpy()
+        within[encoding] = np.corrcoef(centred, y)[0, 1]
+        # groups of mixed labels in which every positive's rate is below every negative's
+        mixed = [g for g in np.unique(X["k"]) if 0 < y[X["k"] == g].sum() < 6]
+        separated[encoding] = np.mean(
+            [
+                rate[(X["k"] == g) & (y == 1)].max() < rate[(X["k"] == g) & (y == 0)].min()
+                for g in mixed
+            ]
+        )
+    assert separated["loo"] == 1.0 and within["loo"] < -0.85  # separates noise, on training rows
+    assert separated["kfold"] < 0.5 and within["kfold"] > within["loo"] + 0.2
 
 
 def test_rate_transform_uses_every_training_member() -> None:

@@ -73,3 +73,16 @@ def test_columns_must_match() -> None:
     rng = np.random.default_rng(3)
     with pytest.raises(ValueError, match="same columns"):
         adversarial_validation(_frame(rng, 50), _frame(rng, 50).drop(columns=["a"]))
+
+
+def test_the_most_test_like_training_rows_are_those_that_drifted_towards_test() -> None:
+    from kfw.adversarial import test_like_rows
+
+    rng = np.random.default_rng(4)
+    train, test = _frame(rng, 800), _frame(rng, 400, shift=1.5)
+    result = adversarial_validation(train, test, seed=0, n_splits=4)
+    assert result.test_likeness.shape == (800,)
+    rows = test_like_rows(result.test_likeness)
+    assert rows.sum() == 200  # the default share, a quarter
+    # the test set sits 1.5 higher on 'shifted': its look-alikes in train do too
+    assert train["shifted"][rows].mean() > train["shifted"][~rows].mean() + 1.0

@@ -108,3 +108,32 @@ def test_skill_direction():
     assert skill(acc, 0.8, 0.6) == pytest.approx(0.5)
     assert skill(rmse, 0.5, 1.0) == pytest.approx(0.5)
     assert skill(rmse, 1.1, 1.0) < 0
+
+
+def test_with_drift_the_audit_reports_a_test_like_cv_that_kfw_runs_shows_too(home) -> None:
+    from typer.testing import CliRunner
+
+    from kfw.cli.app import app
+    from tests.synth import frames, make_competition, write_files
+
+    data = make_competition(home, models=("logreg",), write_data=False)
+    train, test = frames(n_train=400, n_test=200, seed=5)
+    test["x0"] += 1.5  # the test set drifted on x0
+    write_files(data, train, test)
+    runner = CliRunner()
+    args = ["--home", str(home)]
+    assert runner.invoke(app, [*args, "cv", "synth", "--no-wandb"]).exit_code == 0
+    out = runner.invoke(app, [*args, "audit", "synth", "--permutations", "1"])
+    assert "train and test differ" in out.stdout and "test-like CV" in out.stdout, out.output
+    saved = pd.read_csv(home / "data" / "synth" / "adversarial.csv")
+    assert list(saved.columns) == ["Id", "p_test"] and len(saved) == 400
+    shown = runner.invoke(app, [*args, "runs", "synth", "--test-like"])
+    assert shown.exit_code == 0, shown.output
+    # the column is the run's score on the quarter of rows most like the test set
+    (run_json,) = (home / "runs" / "synth").glob("*/run.json")
+    run_dir = run_json.parent
+    oof = pd.read_parquet(run_dir / "oof.parquet")
+    top = saved.sort_values("p_test", ascending=False, kind="stable").head(100)["Id"]
+    rows = oof["Id"].isin(top).to_numpy()
+    expected = get_metric("roc_auc")(oof["target"].to_numpy()[rows], oof["pred"].to_numpy()[rows])
+    assert f"{expected:.5f}" in shown.stdout
