@@ -280,12 +280,33 @@ def _fixed(space: Any, trial: Any) -> dict[str, Any]:
 _SCHEMA_RACE = ("23505", "42710", "42P07", "42P06", "42723")
 
 
+def _lost_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is a worker losing the race to create the schema or the study.
+
+    PostgreSQL reports it by error code; SQLite (two ``kfw tune`` of one competition started
+    together on the default storage) by message: a table or index "already exists", the
+    database "is locked" while the winner writes it, or a "UNIQUE constraint failed" on the
+    schema's version row (SQLite's unique_violation).
+    """
+    if type(exc).__name__ == "DuplicatedStudyError":
+        return True
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "pgcode", None) in _SCHEMA_RACE:
+        return True
+    text = str(orig or "")
+    return type(orig).__module__ == "sqlite3" and any(
+        sign in text
+        for sign in ("already exists", "database is locked", "UNIQUE constraint failed")
+    )
+
+
 def _open_study(optuna: Any, attempts: int = 8, **kwargs: Any) -> Any:
     """``optuna.create_study(load_if_exists=True)``, safe for workers that start together.
 
     On a fresh database every worker tries to create the schema and the study; all but one
-    lose a race inside PostgreSQL. A lost race is retried after a short random wait (the
-    winner's tables and study are then there to load); any other error is raised at once.
+    lose a race inside the database (:func:`_lost_race`). A lost race is retried after a short
+    random wait (the winner's tables and study are then there to load); any other error is
+    raised at once.
     """
     import random
 
@@ -293,8 +314,7 @@ def _open_study(optuna: Any, attempts: int = 8, **kwargs: Any) -> Any:
         try:
             return optuna.create_study(load_if_exists=True, **kwargs)
         except Exception as exc:
-            code = getattr(getattr(exc, "orig", None), "pgcode", None)
-            if code not in _SCHEMA_RACE and type(exc).__name__ != "DuplicatedStudyError":
+            if not _lost_race(exc):
                 raise
             time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
     return optuna.create_study(load_if_exists=True, **kwargs)  # the last attempt raises as is

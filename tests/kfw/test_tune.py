@@ -237,6 +237,26 @@ def test_workers_that_open_a_fresh_database_together_all_get_the_study(postgres)
     assert [s.study_name for s in summaries] == ["together"]
 
 
+def test_workers_that_open_a_fresh_sqlite_file_together_all_get_the_study(tmp_path):
+    # two `kfw tune` of one competition on the default SQLite storage, started together: the
+    # loser died with "table alembic_version already exists" (found tuning house-prices)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    start = f"{time.time() + 3:.3f}"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT, url, start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [w.communicate(timeout=120) for w in workers]
+    for w, (_, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-2000:]
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage=url)] == ["together"]
+
+
 def test_a_storage_error_that_is_no_race_is_raised_at_once(monkeypatch):
     calls = []
 
