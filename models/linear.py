@@ -17,7 +17,9 @@ from models._design import design
 from models._tabular import TabularModel
 
 
-class _Linear(TabularModel):
+class DesignMatrixModel(TabularModel):
+    """A scikit-learn model behind the per-fold design matrix (impute, scale, one-hot)."""
+
     def _make(self) -> Any:
         raise NotImplementedError  # abstract: the scikit-learn linear model
 
@@ -30,7 +32,7 @@ class _Linear(TabularModel):
         return pipe
 
 
-class Ridge(RegressorMixin, _Linear):
+class Ridge(RegressorMixin, DesignMatrixModel):
     """L2-penalised least squares."""
 
     def __init__(
@@ -46,7 +48,7 @@ class Ridge(RegressorMixin, _Linear):
         return SkRidge(alpha=self.alpha)
 
 
-class Lasso(RegressorMixin, _Linear):
+class Lasso(RegressorMixin, DesignMatrixModel):
     """L1-penalised least squares (coordinate descent)."""
 
     def __init__(
@@ -69,7 +71,7 @@ class Lasso(RegressorMixin, _Linear):
         return SkLasso(alpha=self.alpha, max_iter=self.max_iter, tol=self.tol)
 
 
-class ElasticNet(RegressorMixin, _Linear):
+class ElasticNet(RegressorMixin, DesignMatrixModel):
     """L1 + L2 penalised least squares."""
 
     def __init__(
@@ -96,7 +98,7 @@ class ElasticNet(RegressorMixin, _Linear):
         )
 
 
-class LogisticRegression(ClassifierMixin, _Linear):
+class LogisticRegression(ClassifierMixin, DesignMatrixModel):
     """L2-penalised logistic regression (multinomial for several classes)."""
 
     def __init__(

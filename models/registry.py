@@ -58,6 +58,22 @@ _ENTRIES = [
         1,
     ),
     (
+        "svr",
+        "support vector regression (RBF) on scaled, one-hot features",
+        "kernel:SVR",
+        None,
+        "kernel:svr_space",
+        2,
+    ),
+    (
+        "kernel-ridge",
+        "kernel ridge regression (polynomial) on scaled, one-hot features",
+        "kernel:KernelRidge",
+        None,
+        "kernel:kernel_ridge_space",
+        2,
+    ),
+    (
         "rf",
         "random forest",
         "forest:RandomForestRegressor",

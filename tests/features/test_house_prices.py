@@ -44,13 +44,12 @@ def design(raw, both):
 
 
 def _fitted_parts(design, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The calls kfw's fit_fold makes: excluded rows and train_mask leave the training part,
-    the fitted features are fitted there and applied to the validation part and test."""
+    """The calls kfw's fit_fold makes: the fitted features are fitted on the training part
+    and applied to the validation part and test."""
     X, price, X_test = design
     y = np.log1p(price)
     split = eighty_twenty(len(X), seed)
-    train = split.train[~house_prices.exclude_rows(X, price)[split.train]]
-    train = train[house_prices.train_mask(X.iloc[train], y[train])]
+    train = split.train
     step = clone(house_prices.fitted_features())
     fitted = step.fit_transform(X.iloc[train], y[train])
     return fitted, step.transform(X.iloc[split.valid]), step.transform(X_test)
@@ -104,24 +103,20 @@ def test_row_features_fill_what_the_description_says_na_means(both) -> None:
 # outliers
 
 
-def test_exclude_rows_flags_exactly_the_big_partial_sales(raw, design) -> None:
+def test_partial_huge_flags_exactly_the_big_partial_sales_from_the_row_alone(raw, design) -> None:
     train, _, source = raw
-    X, price, _ = design
-    flagged = house_prices.exclude_rows(X, price)
-    assert flagged.dtype == bool and flagged.shape == (len(train),)
+    X, price, X_test = design
+    flagged = X["PartialHuge"].to_numpy() == 1
+    assert set(X["PartialHuge"]) <= {0.0, 1.0}
     assert set(train.loc[flagged, ID]) == PARTIAL_SALES[source]
-    assert (train.loc[flagged, "SaleCondition"] == "Partial").all()
+    assert (price[flagged] < 300_000).all()  # De Cock's anomalies: priced far below their size
     big = train["GrLivArea"] > house_prices.MAX_LIVING_AREA
     assert (train.loc[big & ~flagged, TARGET] >= 300_000).all()
+    assert X_test["PartialHuge"].sum() <= 1  # Kaggle's test set holds one such sale (Id 2550)
 
 
-def test_train_mask_keeps_houses_up_to_4000_sq_ft(design) -> None:
-    X, price, _ = design
-    keep = house_prices.train_mask(X, np.log1p(price))
-    np.testing.assert_array_equal(keep, X["GrLivArea"].to_numpy() <= 4000)
-    assert 2 <= (~keep).sum() <= 5  # De Cock's five houses, those that are in train.csv
-    edge = pd.DataFrame({"GrLivArea": [3999, 4000, 4001]})
-    assert house_prices.train_mask(edge, np.zeros(3)).tolist() == [True, True, False]
+def test_no_row_is_left_out_of_fitting() -> None:
+    assert not hasattr(house_prices, "exclude_rows") and not hasattr(house_prices, "train_mask")
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +160,6 @@ def test_fitted_features_are_deterministic(design) -> None:
 def test_fold_loop_hands_the_model_float_and_category_columns(design) -> None:
     X, price, X_test = design
     split = eighty_twenty(len(X))
-    exclude = house_prices.exclude_rows(X, price)
     fit = fit_fold(
         Capture(),
         X,
@@ -174,11 +168,9 @@ def test_fold_loop_hands_the_model_float_and_category_columns(design) -> None:
         task="regression",
         X_test=X_test,
         features=house_prices.fitted_features(),
-        train_mask=house_prices.train_mask,
-        exclude=exclude,
     )
     train, valid, test = fit.model.frames_
-    assert fit.n_train == len(train) == (X["GrLivArea"].iloc[split.train] <= 4000).sum()
+    assert fit.n_train == len(train) == len(split.train)
     for part in (train, valid, test):
         assert part.columns.tolist() == train.columns.tolist()
         assert all(t == np.float64 or str(t) == "category" for t in part.dtypes)
