@@ -230,6 +230,10 @@ def _features(doc: _Doc) -> list[str]:
     return [*lines, "", doc_text or "The feature module has no docstring."]
 
 
+# the early-stopping column of the runs table
+_STOPPED = {"inner": "inner split", "scored-fold": "scored fold (optimistic)"}
+
+
 def _fold_key(f: dict[str, Any], repeats: bool) -> str:
     return f"r{f['repeat']} f{f['fold']}" if repeats else str(f["fold"])
 
@@ -241,7 +245,7 @@ def _models(doc: _Doc) -> list[str]:
         what = r.get("model") or f"{r.get('method')} of {len(r.get('members') or [])}"
         rows.append([
             r["label"], what, _f(r["score"]), f"{_f(r['mean'])} ± {_f(r['std'])}",
-            f"{r.get('seconds', 0):.1f}", "yes" if r.get("early_stopping") else "no", f"`{r['id']}`",
+            f"{r.get('seconds', 0):.1f}", _STOPPED.get(r.get("early_stopping"), "no"), f"`{r['id']}`",
         ])  # fmt: skip
     lines = [
         f"Each run's CV {metric} ({_direction(doc.best)}) is scored on all out-of-fold "
@@ -253,11 +257,20 @@ def _models(doc: _Doc) -> list[str]:
             {2, 3, 4},
         ),
     ]
-    if any(r.get("early_stopping") for r in doc.runs):
+    if any(r.get("early_stopping") == "inner" for r in doc.runs):
         lines += [
             "",
-            "Early stopping chose the rounds on the scored fold, which makes those CVs slightly "
-            "optimistic.",
+            "Early stopping chose the rounds on an inner split of each fold's training part, and "
+            "the model was refitted on the whole training part for that many rounds: the scored "
+            "fold was never seen before it was scored.",
+        ]
+    optimistic = [r for r in doc.runs if r.get("optimistic")]
+    if optimistic:
+        shown = "; ".join(f"{r['label']}: {', '.join(r['optimistic'])}" for r in optimistic)
+        lines += [
+            "",
+            f"Optimistic CVs (something was chosen on the rows they score): {shown}. Such runs "
+            "are never chosen by default.",
         ]
     excluded = doc.best.get("excluded_ids") or []
     if excluded:
@@ -300,7 +313,8 @@ def _bakeoff(doc: _Doc) -> list[str]:
     lines = [
         f"Bake-off of {folder.name}: default models, each tuned with {data['trials']} Optuna "
         "trials on the same folds, then ensembles of the tuned runs. Tuned variants and the "
-        "ensembles built on them are slightly optimistic (the trials were chosen on these folds).",
+        "ensembles built on them are optimistic (the trials were chosen on these folds); each "
+        "search's nested estimate is shown beside its CV.",
         "",
         *table([Row(**r) for r in data["rows"]], data["metric"]).splitlines(),
     ]
