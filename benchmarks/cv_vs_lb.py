@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from kfw.metrics import Metric, get_metric
+from kfw.core.metrics import Metric, get_metric
 
 REPO = Path(__file__).resolve().parents[1]
 COMPS = ("titanic", "house-prices")

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as kfw runs them (see kfw.registry)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as kfw runs them (see kfw.core.registry)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 import numpy as np
@@ -40,7 +40,7 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 
 def roster_params() -> dict:
     """The ``torch-resnet`` parameters of the Digit Recognizer roster."""
-    from kfw.config import builtin_competitions_dir, load_competition
+    from kfw.core.config import builtin_competitions_dir, load_competition
 
     spec = load_competition("digit-recognizer", builtin_competitions_dir().parent)
     (entry,) = [m for m in spec.models if m.name == "torch-resnet"]
@@ -82,10 +82,10 @@ def main() -> None:
 
     import torch
 
+    from kfw.core.registry import make_estimator
     from kfw.dl.device import resolve_device
     from kfw.dl.idx import load_idx_dir
     from kfw.errors import KfwError
-    from kfw.registry import make_estimator
 
     try:
         x_train, y_train, x_test, y_test = load_idx_dir(args.data)

@@ -24,14 +24,14 @@ import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as kfw runs them (see kfw.registry)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as kfw runs them (see kfw.core.registry)
 
 import numpy as np
 import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
-from kfw.folds import FoldScheme, assign_folds
+from kfw.core.folds import FoldScheme, assign_folds
 from scratch_models.mlp import EPS_BN, MOMENTUM_BN, MLPClassifier, cosine_lr
 
 HIDDEN = (512, 256)

@@ -21,9 +21,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from kfw.cv import cross_validate
-from kfw.folds import Folds, FoldScheme, assign_folds
-from kfw.metrics import get_metric
+from kfw.core.cv import cross_validate
+from kfw.core.folds import Folds, FoldScheme, assign_folds
+from kfw.core.metrics import get_metric
 from models.lgbm import LGBMRegressor
 
 PARAMS = {

@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import TargetEncoder as SkTargetEncoder
 
-from kfw.encoding import TargetEncoder
+from kfw.core.encoding import TargetEncoder
 
 CARDINALITIES = (10, 100, 1_000, 10_000, 100_000)
 

@@ -9,7 +9,7 @@ running day number; text columns as their length in characters and words. Column
 made safe for every library (letters, digits and ``_`` only).
 
 Fitted features (inside every fold, on the training part only): out-of-fold target encoding
-(:class:`kfw.encoding.TargetEncoder`) of the high-cardinality categoricals, which replace
+(:class:`kfw.core.encoding.TargetEncoder`) of the high-cardinality categoricals, which replace
 the raw column: thousands of levels are more than a tree should split on natively.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from kfw.encoding import TargetEncoder, count_features
+from kfw.core.encoding import TargetEncoder, count_features
 
 ROLES = ("numeric", "categorical", "high_cardinality", "text", "date")
 

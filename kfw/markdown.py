@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import html
 import re
+import string
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -150,4 +152,16 @@ def to_html(markdown: str, images: dict[str, bytes], title: str) -> str:
         '<meta name="generator" content="kfw writeup">\n'
         f"<title>{html.escape(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
         f"{markdown_to_html(markdown, images)}\n</body>\n</html>\n"
+    )
+
+
+def render(template: Path, **values: object) -> str:
+    """Fill a Markdown template: ``$name`` / ``${name}`` become ``values[name]``.
+
+    The prose of every generated report lives in such templates beside the code that computes
+    the numbers; a placeholder without a value raises ``KeyError`` (a template and its code
+    out of step fail loudly), and ``$$`` writes a dollar sign.
+    """
+    return string.Template(Path(template).read_text(encoding="utf-8")).substitute(
+        {k: str(v) for k, v in values.items()}
     )

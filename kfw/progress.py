@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kfw.cv import CVResult, FoldResult
+    from kfw.core.cv import CVResult, FoldResult
 
 
 class Callback:

@@ -108,7 +108,7 @@ class TabularModel(BaseEstimator):
         raise NotImplementedError  # abstract: each wrapper translates its library here
 
     def stops_early(self) -> bool:
-        """Whether an ``eval_set`` makes this model choose its own length (see kfw.cv)."""
+        """Whether an ``eval_set`` makes this model choose its own length (see kfw.core.cv)."""
         return False
 
     def _predict_raw(self, X: Any) -> np.ndarray:

@@ -4,9 +4,9 @@ Each entry names the regressor and/or classifier class and the Optuna search spa
 ``kfw tune`` samples, both living beside the wrapper in ``models/``.
 """
 
-from kfw.registry import ModelEntry, register
+from kfw.core.registry import ModelEntry, register
 
-# name, description, regressor, classifier, search space, complexity (see kfw.registry)
+# name, description, regressor, classifier, search space, complexity (see kfw.core.registry)
 _ENTRIES = [
     (
         "lgbm",

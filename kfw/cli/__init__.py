@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from kfw.cli.app import app
     from kfw.cli.common import console_err
+    from kfw.core.registry import passive_openmp
     from kfw.errors import KfwError
-    from kfw.registry import passive_openmp
 
     passive_openmp()  # before any model library loads OpenMP
     args = list(sys.argv[1:] if argv is None else argv)

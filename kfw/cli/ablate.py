@@ -45,16 +45,16 @@ def ablate(
     no_wandb: NoWandb = False,
 ) -> None:
     """Base vs each toggle switched, same folds, several seeds: a table with paired 95% CIs."""
-    from kfw.config import parse_override
+    from kfw.core.config import parse_override
 
     spec = competition(ctx, comp)
     overrides = {**_json_object(params), **dict(parse_override(p) for p in param or [])}
     toggles = [t.strip() for t in toggle.split(",") if t.strip()]
-    from kfw.ablate import ablate as run_ablation
-    from kfw.ablate import resolve, table
+    from kfw.study.ablate import ablate as run_ablation
+    from kfw.study.ablate import resolve, table
 
     resolve(spec, model, toggles, overrides)  # a bad toggle fails before the data is read
-    from kfw.pipeline import prepare
+    from kfw.pipeline.context import prepare
 
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)

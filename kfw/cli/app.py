@@ -39,9 +39,9 @@ def list_competitions(ctx: typer.Context) -> None:
     """The competitions kfw knows, where their data comes from, and their best CV."""
     from rich.table import Table
 
-    from kfw.config import competition_dirs, load_competition
-    from kfw.data import data_dir, has_data, read_source
-    from kfw.track import RunStore
+    from kfw.core.config import competition_dirs, load_competition
+    from kfw.core.runstore import RunStore
+    from kfw.kaggle.data import data_dir, has_data, read_source
 
     home = kfw_home(ctx)
     table = Table("competition", "kaggle", "task", "metric", "data", "runs")
@@ -64,7 +64,7 @@ def list_models() -> None:
     """The registered models (names usable in --model and in a roster)."""
     from rich.table import Table
 
-    from kfw.registry import entries
+    from kfw.core.registry import entries
 
     table = Table("model", "tasks", "description")
     for entry in entries():

@@ -8,7 +8,7 @@ from kfw.cli.common import Comp, competition, console, fmt_score, kfw_home
 
 
 def _data_hash(ctx: typer.Context, comp: str) -> str | None:
-    from kfw.data import data_dir, has_data, read_dataset
+    from kfw.kaggle.data import data_dir, has_data, read_dataset
 
     spec = competition(ctx, comp)
     if not has_data(spec, kfw_home(ctx)):
@@ -20,7 +20,7 @@ def campaign(ctx: typer.Context, comp: Comp) -> None:
     """Days left, submissions left today, unsubmitted best runs, CV against the leaderboard."""
     from rich.table import Table
 
-    from kfw.campaign import status
+    from kfw.kaggle.campaign import status
 
     spec = competition(ctx, comp)
     s = status(spec, kfw_home(ctx), _data_hash(ctx, comp))
@@ -55,7 +55,7 @@ def campaign(ctx: typer.Context, comp: Comp) -> None:
 
 def select(ctx: typer.Context, comp: Comp) -> None:
     """Recommend the two final submissions by CV (the best, and the least correlated near-best)."""
-    from kfw.campaign import select_finals
+    from kfw.kaggle.campaign import select_finals
 
     spec = competition(ctx, comp)
     for i, pick in enumerate(select_finals(spec, kfw_home(ctx), _data_hash(ctx, comp)), 1):

@@ -14,8 +14,8 @@ from kfw.progress import Callback
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from kfw.config import Competition
-    from kfw.cv import CVResult, FoldResult
+    from kfw.core.config import Competition
+    from kfw.core.cv import CVResult, FoldResult
 
 Comp = Annotated[
     str, typer.Argument(help="Competition name (kfw list shows them).", show_default=False)
@@ -67,14 +67,14 @@ def console_err() -> Console:
 
 
 def kfw_home(ctx: typer.Context) -> Path:
-    from kfw.config import home
+    from kfw.core.config import home
 
     obj = ctx.find_root().obj or {}
     return home(obj.get("home"))
 
 
 def competition(ctx: typer.Context, slug: str) -> Competition:
-    from kfw.config import load_competition
+    from kfw.core.config import load_competition
 
     return load_competition(slug, kfw_home(ctx))
 
@@ -85,7 +85,7 @@ def with_early_stopping(spec: Competition, mode: str | None) -> Competition:
         return spec
     import dataclasses
 
-    from kfw.config import EarlyStopping, from_dict
+    from kfw.core.config import EarlyStopping, from_dict
 
     current = dataclasses.asdict(spec.early_stopping)
     stopping = from_dict(EarlyStopping, {**current, "mode": mode}, "--early-stopping")

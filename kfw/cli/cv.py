@@ -50,12 +50,13 @@ def cv(
     early_stopping: EarlyStoppingMode = None,
 ) -> None:
     """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
-    from kfw.config import parse_duration, parse_override
+    from kfw.core.config import parse_duration, parse_override
 
     # checked before the heavy import of the pipeline: a typo fails in a fraction of a second
     spec = with_early_stopping(competition(ctx, comp), early_stopping)
     overrides = dict(parse_override(p) for p in param or [])
-    from kfw.pipeline import prepare, run_competition
+    from kfw.ensemble.roster import run_competition
+    from kfw.pipeline.context import prepare
 
     progress = RichProgress()
     limit = parse_duration(time_limit) if time_limit else None
@@ -110,8 +111,8 @@ def folds(
     import numpy as np
     from rich.table import Table
 
-    from kfw.data import data_dir, load_dataset
-    from kfw.folds import get_folds
+    from kfw.core.folds import get_folds
+    from kfw.kaggle.data import data_dir, load_dataset
 
     spec = competition(ctx, comp)
     ds = load_dataset(spec, kfw_home(ctx), RichProgress())
@@ -151,8 +152,8 @@ def audit(
     from rich.table import Table
 
     spec = competition(ctx, comp)
-    from kfw.audit import audit_competition
-    from kfw.pipeline import prepare
+    from kfw.pipeline.context import prepare
+    from kfw.study.audit import audit_competition
 
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress)
@@ -201,7 +202,7 @@ def _adversarial(context: Any, threads: int | None) -> None:
     """
     from rich.table import Table
 
-    from kfw.adversarial import (
+    from kfw.study.adversarial import (
         DRIFT_AUC,
         TEST_LIKE_SHARE,
         adversarial_validation,
@@ -209,7 +210,7 @@ def _adversarial(context: Any, threads: int | None) -> None:
         test_like_path,
         test_like_scores,
     )
-    from kfw.pipeline import default_threads
+    from kfw.threads import default_threads
 
     d = context.design
     result = adversarial_validation(
@@ -269,8 +270,8 @@ def stack(
     no_wandb: NoWandb = False,
 ) -> None:
     """Ensemble runs that share the fold file; its CV is fitted inside the folds."""
-    from kfw.pipeline import prepare
-    from kfw.stack import METHODS, run_stack
+    from kfw.ensemble.stack import METHODS, run_stack
+    from kfw.pipeline.context import prepare
 
     if method not in METHODS:
         raise typer.BadParameter(
@@ -336,8 +337,8 @@ def tune(
         folds = dataclasses.replace(spec.folds, seed=fold_seed)
         spec = dataclasses.replace(spec, folds=folds)
         study = study or f"{comp}-{model}-{folds.name}"
-    from kfw.pipeline import prepare
-    from kfw.tune import tune as run_tune
+    from kfw.pipeline.context import prepare
+    from kfw.study.tune import tune as run_tune
 
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
@@ -370,9 +371,9 @@ def bakeoff(
 ) -> None:
     """Defaults, tuned models, blend, hill climbing and a level-2 stack: one table and a chart."""
     spec = competition(ctx, comp)
-    from kfw.bakeoff import bakeoff as run_bakeoff
-    from kfw.bakeoff import table
-    from kfw.pipeline import prepare
+    from kfw.pipeline.context import prepare
+    from kfw.study.bakeoff import bakeoff as run_bakeoff
+    from kfw.study.bakeoff import table
 
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)

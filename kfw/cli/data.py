@@ -16,7 +16,7 @@ app = typer.Typer(
 
 
 def _done(ctx: typer.Context, slug: str, what: str) -> None:
-    from kfw.data import data_dir, read_dataset
+    from kfw.kaggle.data import data_dir, read_dataset
 
     ds = read_dataset(competition(ctx, slug), data_dir(kfw_home(ctx), slug))
     console().print(
@@ -33,7 +33,7 @@ def import_(
     ],
 ) -> None:
     """Import a Kaggle download (zip or folder) after checking its files and columns."""
-    from kfw.data import import_data
+    from kfw.kaggle.data import import_data
 
     import_data(competition(ctx, comp), kfw_home(ctx), path)
     _done(ctx, comp, "imported")
@@ -43,8 +43,8 @@ def import_(
 def download(ctx: typer.Context, comp: Comp) -> None:
     """Download through the official Kaggle client (needs your API credentials)."""
     from kfw.cli.common import console_err
-    from kfw.data import download_data
-    from kfw.kaggle_client import permissions_warning
+    from kfw.kaggle.client import permissions_warning
+    from kfw.kaggle.data import download_data
 
     warning = permissions_warning()
     if warning:
@@ -56,7 +56,7 @@ def download(ctx: typer.Context, comp: Comp) -> None:
 @app.command("open")
 def open_(ctx: typer.Context, comp: Comp) -> None:
     """Build the embedded open copy (offline; test labels held out for a local leaderboard)."""
-    from kfw.data import open_data
+    from kfw.kaggle.data import open_data
 
     open_data(competition(ctx, comp), kfw_home(ctx))
     _done(ctx, comp, "open copy built")
@@ -65,7 +65,7 @@ def open_(ctx: typer.Context, comp: Comp) -> None:
 @app.command()
 def show(ctx: typer.Context, comp: Comp) -> None:
     """Where the data came from, its size and hash."""
-    from kfw.data import data_dir, has_data, read_dataset
+    from kfw.kaggle.data import data_dir, has_data, read_dataset
 
     spec = competition(ctx, comp)
     if not has_data(spec, kfw_home(ctx)):

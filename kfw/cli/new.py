@@ -33,14 +33,14 @@ def new(
     import tempfile
 
     from kfw.errors import ConfigError
-    from kfw.infer import create_competition
+    from kfw.kaggle.new import create_competition
 
     if (source is None) == (not download):
         raise ConfigError("give the files with --from ZIP_OR_DIR, or --download to fetch them")
     home = kfw_home(ctx)
     progress = RichProgress()
     if download:
-        from kfw.kaggle_client import competition_metric, download_competition
+        from kfw.kaggle.client import competition_metric, download_competition
 
         metric = metric or competition_metric(slug)
         with tempfile.TemporaryDirectory() as tmp:

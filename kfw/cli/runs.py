@@ -53,7 +53,7 @@ def runs(
     """The competition's runs, best CV first; `kfw runs diff A B` compares two runs."""
     from rich.table import Table
 
-    from kfw.track import RunStore, best_first
+    from kfw.core.runstore import RunStore, best_first
 
     if comp == "diff":
         diff(ctx, ids or [])
@@ -135,10 +135,10 @@ def diff(ctx: typer.Context, ids: list[str]) -> None:
 def compare_current(
     store: Any, records: list[dict[str, Any]], spec: Any, home: Path
 ) -> dict[str, Any]:
-    """Each run on the competition's current fold file against the best of them (kfw.noise)."""
-    from kfw.data import data_dir
-    from kfw.folds import stored_hash
-    from kfw.noise import NoiseError, compare, fit_sizes, store_scores
+    """Each run on the competition's current fold file against the best of them (kfw.core.noise)."""
+    from kfw.core.folds import stored_hash
+    from kfw.core.noise import NoiseError, compare, fit_sizes, store_scores
+    from kfw.kaggle.data import data_dir
 
     fold_hash = stored_hash(data_dir(home, spec.slug), spec.folds)
     same = [r for r in records if r["folds"]["hash"] == fold_hash and not r.get("ablation")]
@@ -158,8 +158,8 @@ def compare_current(
 def _test_like(
     store: Any, records: list[dict[str, Any]], home: Path, comp: str
 ) -> dict[str, float]:
-    """Each run's CV on the training rows most like the test set (kfw.adversarial)."""
-    from kfw.adversarial import load_test_likeness, test_like_scores
+    """Each run's CV on the training rows most like the test set (kfw.study.adversarial)."""
+    from kfw.study.adversarial import load_test_likeness, test_like_scores
 
     p_test = load_test_likeness(home, comp)
     if p_test is None:
@@ -214,7 +214,7 @@ def find_run(kfw_home: Path, key: str) -> dict[str, Any]:
         names = ", ".join(f"{p.parent.parent.name}/{p.parent.name}" for p in found[:5])
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
         raise KfwError(f"{key!r} matches {len(found)} runs: {names}{more}; give more of the id")
-    from kfw.track import upgrade
+    from kfw.core.runstore import upgrade
 
     return upgrade(json.loads(found[0].read_text()))
 
@@ -255,7 +255,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def param_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """``(key, value in A, value in B)`` for every configuration entry that differs."""
-    from kfw.wandb_mirror import config
+    from kfw.pipeline.mirror import config
 
     fa, fb = (_flatten({k: v for k, v in config(r).items() if k != "kfw_run_id"}) for r in (a, b))
     return [
@@ -303,7 +303,6 @@ def _verdict(a: dict[str, Any], b: dict[str, Any]) -> str:
 
 def plot_runs(records: list[dict[str, Any]], lb: dict[str, float], path: Path, title: str) -> Path:
     """One row per run (best first, on top): fold scores as points, mean ± std, CV, public LB."""
-    import os
 
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: no global figure state, Agg canvas
@@ -335,14 +334,9 @@ def plot_runs(records: list[dict[str, Any]], lb: dict[str, float], path: Path, t
         unique.values(), unique.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1)
     )
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    from kfw import files
+
+    return files.write_with(path, lambda tmp: fig.savefig(tmp, dpi=110), suffix=".png")
 
 
 def register(app: typer.Typer) -> None:

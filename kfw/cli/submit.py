@@ -36,7 +36,7 @@ def submit(
 ) -> None:
     """Validate a run's submission and send it: to Kaggle, or to the local leaderboard of an
     open copy. The submission is recorded beside the run's CV."""
-    from kfw.submit import submit_run
+    from kfw.kaggle.submit import submit_run
 
     progress = RichProgress()
     done = submit_run(
@@ -78,8 +78,8 @@ def submit(
 
 
 def _explain(choice: Any) -> None:
-    """Why the default run was chosen, and which runs CV could not tell apart (kfw.noise)."""
-    from kfw.noise import LEVEL
+    """Why the default run was chosen, and which runs CV could not tell apart (kfw.core.noise)."""
+    from kfw.core.noise import LEVEL
 
     pick, best = choice.run, choice.best
     console().print(f"chose {pick['id']}: {choice.reason}", highlight=False)
@@ -112,7 +112,7 @@ def _when(entry: dict[str, Any]) -> str:
 def _table(entries: list[dict[str, Any]]) -> Table:
     from rich.table import Table
 
-    from kfw.leaderboard import user_text
+    from kfw.kaggle.leaderboard import user_text
 
     metric = entries[-1]["metric"]
     table = Table(
@@ -146,7 +146,7 @@ def submissions(
 ) -> None:
     """The competition's submissions with CV beside the leaderboard scores (fetched from Kaggle),
     their rank correlation, and a warning when the leaderboard is being chased."""
-    from kfw.leaderboard import (
+    from kfw.kaggle.leaderboard import (
         SubmissionStore,
         chasing_warning,
         correlations,
@@ -154,7 +154,7 @@ def submissions(
         plot_cv_vs_lb,
         submissions_dir,
     )
-    from kfw.submit import check_kaggle_credentials
+    from kfw.kaggle.submit import check_kaggle_credentials
 
     spec, home, progress = competition(ctx, comp), kfw_home(ctx), RichProgress()
     store = SubmissionStore(home, comp)
@@ -190,7 +190,13 @@ def lb(
     """The local leaderboard of the open copy: your submissions, best public score first."""
     from rich.table import Table
 
-    from kfw.leaderboard import SubmissionStore, best_cv, chasing_warning, standings, user_text
+    from kfw.kaggle.leaderboard import (
+        SubmissionStore,
+        best_cv,
+        chasing_warning,
+        standings,
+        user_text,
+    )
 
     competition(ctx, comp)
     rows = standings(SubmissionStore(kfw_home(ctx), comp).entries())

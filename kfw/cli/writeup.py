@@ -20,7 +20,7 @@ def writeup(
 ) -> None:
     """Write reports/COMP/writeup.md (charts beside it) and a self-contained writeup.html."""
     spec = competition(ctx, comp)
-    from kfw.writeup import write_writeup
+    from kfw.report.writeup import write_writeup
 
     result = write_writeup(
         spec,

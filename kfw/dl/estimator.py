@@ -213,7 +213,7 @@ class _TorchModel(BaseEstimator):
         self.init_from = init_from
         self.random_state = random_state
 
-    # early stopping, as kfw's fold loop asks (kfw.cv.stops_early)
+    # early stopping, as kfw's fold loop asks (kfw.core.cv.stops_early)
     def stops_early(self) -> bool:
         """Whether an ``eval_set`` makes this network keep its best epoch."""
         return bool(self.early_stopping)

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kfw.cli.app import app
-from kfw.config import load_competition
+from kfw.core.config import load_competition
 from tests.conftest import shared_zip
 
 RUNNER = CliRunner()

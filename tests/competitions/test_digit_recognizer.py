@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from kfw.cli import main
 from kfw.cli.app import app
-from kfw.config import load_competition
+from kfw.core.config import load_competition
 from tests.conftest import shared_zip
 
 RUNNER = CliRunner()

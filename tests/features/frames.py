@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from kfw.folds import Split
-from kfw.opendata import build_open_copy
+from kfw.core.folds import Split
+from kfw.kaggle.opendata import build_open_copy
 from tests.conftest import shared_zip
 
 # "open" always runs; "kaggle" needs the real download in ../shared and skips without it

@@ -11,9 +11,9 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from features.common import GroupMedianImputer, GroupTargetRate, QuantileClipper, SkewCorrector
-from kfw.cv import cross_validate
-from kfw.folds import Folds, FoldScheme, assign_folds
-from kfw.metrics import get_metric
+from kfw.core.cv import cross_validate
+from kfw.core.folds import Folds, FoldScheme, assign_folds
+from kfw.core.metrics import get_metric
 from models.lgbm import LGBMClassifier
 
 # Pure-noise labels must score at chance through the fold loop. On 2000 rows the out-of-fold

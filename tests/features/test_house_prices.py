@@ -14,7 +14,7 @@ from pandas.testing import assert_frame_equal
 from sklearn.base import clone
 
 from features import house_prices
-from kfw.cv import fit_fold
+from kfw.core.cv import fit_fold
 from tests.features.frames import SOURCES, Capture, eighty_twenty, kaggle_frames, without_target
 
 ID, TARGET = "Id", "SalePrice"

@@ -13,7 +13,7 @@ from pandas.testing import assert_frame_equal
 from sklearn.base import clone
 
 from features import titanic
-from kfw.cv import fit_fold
+from kfw.core.cv import fit_fold
 from tests.features.frames import SOURCES, Capture, eighty_twenty, kaggle_frames, without_target
 
 ID, TARGET = "PassengerId", "Survived"

@@ -19,10 +19,10 @@ from scipy.stats import t as student_t
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
-from kfw.ablate import first_folds, paired_interval
 from kfw.cli import main
 from kfw.cli.app import app
 from kfw.errors import ConfigError
+from kfw.study.ablate import first_folds, paired_interval
 
 RUNNER = CliRunner()
 EXACT = 1e-12  # the table is arithmetic on the runs' own per-fold scores
@@ -221,8 +221,8 @@ def test_paired_interval_and_first_folds_edges(pixels: Path):
     half = student_t.ppf(0.975, 1) * np.std([0.01, 0.03], ddof=1) / np.sqrt(2)
     assert abs(mean - 0.02) < EXACT and abs(high - low - 2 * half) < EXACT
     assert np.isnan(paired_interval(np.array([0.5]))[1])  # one pair: no interval
-    from kfw.config import load_competition
-    from kfw.pipeline import prepare
+    from kfw.core.config import load_competition
+    from kfw.pipeline.context import prepare
 
     ctx = prepare(load_competition("pixels", pixels), pixels, wandb=False)
     sub = first_folds(ctx.folds, 2)

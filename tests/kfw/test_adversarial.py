@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfw.adversarial import adversarial_validation, column_auc
+from kfw.study.adversarial import adversarial_validation, column_auc
 
 # how far from 0.5 the AUC of two samples of one distribution may land (1000 + 1000 rows)
 CHANCE_TOLERANCE = 0.05
@@ -76,7 +76,7 @@ def test_columns_must_match() -> None:
 
 
 def test_the_most_test_like_training_rows_are_those_that_drifted_towards_test() -> None:
-    from kfw.adversarial import test_like_rows
+    from kfw.study.adversarial import test_like_rows
 
     rng = np.random.default_rng(4)
     train, test = _frame(rng, 800), _frame(rng, 400, shift=1.5)

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from kfw.audit import chance_score, permutation_audit, permute_within_folds, skill
-from kfw.cv import cross_validate
-from kfw.folds import Folds, FoldScheme, assign_folds
-from kfw.metrics import get_metric
+from kfw.core.cv import cross_validate
+from kfw.core.folds import Folds, FoldScheme, assign_folds
+from kfw.core.metrics import get_metric
+from kfw.study.audit import chance_score, permutation_audit, permute_within_folds, skill
 from models.lgbm import LGBMClassifier, LGBMRegressor
 
 

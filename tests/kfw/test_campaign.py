@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from typer.testing import CliRunner
 
-from kfw.campaign import select_finals, status
 from kfw.cli.app import app
-from kfw.config import load_competition
-from kfw.leaderboard import SubmissionStore
-from kfw.track import RunStore
+from kfw.core.config import load_competition
+from kfw.core.runstore import RunStore
+from kfw.kaggle.campaign import select_finals, status
+from kfw.kaggle.leaderboard import SubmissionStore
 from tests.synth import make_competition
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -61,7 +61,7 @@ def test_chasing_the_public_board_is_warned(home):
 
 
 def test_select_picks_the_default_choice_and_a_less_correlated_near_best(home):
-    from kfw.noise import choose_from_store
+    from kfw.core.noise import choose_from_store
 
     spec, records = _runs(home)
     picks = select_finals(spec, home)

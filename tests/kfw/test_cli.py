@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from kfw.cli import main
 from kfw.cli.app import app
-from kfw.config import load_competition
-from kfw.data import import_data
-from kfw.submit import validate_submission
+from kfw.core.config import load_competition
+from kfw.kaggle.data import import_data
+from kfw.kaggle.submit import validate_submission
 from tests.synth import frames, make_competition, write_files
 
 KFW = Path(sys.executable).with_name("kfw")

@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from kfw.config import (
+from kfw.core.config import (
     Competition,
     ModelSpec,
     from_dict,
@@ -16,8 +16,8 @@ from kfw.config import (
     parse_override,
     to_dict,
 )
+from kfw.core.folds import FoldScheme
 from kfw.errors import ConfigError
-from kfw.folds import FoldScheme
 from tests.synth import make_competition
 
 

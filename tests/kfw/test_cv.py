@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 
-from kfw.config import EarlyStopping
-from kfw.cv import FoldResult, FoldStore, cross_validate
-from kfw.folds import Folds, FoldScheme, assign_folds
-from kfw.metrics import get_metric
-from kfw.track import PartialFolds
+from kfw.core.config import EarlyStopping
+from kfw.core.cv import FoldResult, FoldStore, cross_validate
+from kfw.core.folds import Folds, FoldScheme, assign_folds
+from kfw.core.metrics import get_metric
+from kfw.core.runstore import PartialFolds
 from models.lgbm import LGBMClassifier
 
 
@@ -44,7 +44,7 @@ class SpyFeatures(TransformerMixin, BaseEstimator):
 
 
 class SpyModel(ClassifierMixin, BaseEstimator):
-    """Remembers what it saw; predicts 0.5. It stops early (kfw.cv.stops_early) at round 7."""
+    """Remembers what it saw; predicts 0.5. It stops early (kfw.core.cv.stops_early) at round 7."""
 
     seen: list = []  # noqa: RUF012
 
@@ -334,7 +334,7 @@ def _permuted_fold(y: np.ndarray, folds: Folds, fold: int, seed: int = 0) -> np.
 @pytest.mark.parametrize("name", sorted(EARLY_STOPPERS))
 def test_a_fold_never_sees_its_own_labels(name, task):
     """Permuting one fold's labels changes nothing that fold predicts, nor the rounds it chose."""
-    from kfw.registry import make_estimator
+    from kfw.core.registry import make_estimator
 
     X, y = _data(300, seed=3)
     if task == "regression":
@@ -374,7 +374,7 @@ def test_an_image_network_never_sees_its_own_fold_labels():
     """The same for the convolutional nets (torch-cnn; torch-resnet shares its estimator)."""
     from sklearn.datasets import load_digits
 
-    from kfw.registry import make_estimator
+    from kfw.core.registry import make_estimator
 
     pixels, digit = load_digits(return_X_y=True)
     X = pd.DataFrame(pixels[:240] / 16.0, columns=[f"p{i}" for i in range(64)])

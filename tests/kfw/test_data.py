@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfw.config import Competition, load_competition
-from kfw.data import import_data, load_dataset, read_dataset
+from kfw.core.config import Competition, load_competition
 from kfw.errors import DataError
+from kfw.kaggle.data import import_data, load_dataset, read_dataset
 from kfw.progress import Collect
 from tests.synth import frames, make_competition, write_files
 
@@ -371,7 +371,7 @@ def test_unseen_categories_are_an_error_when_the_spec_says_so(home: Path, tmp_pa
     ],
 )
 def test_read_csv_gives_pandas_dtypes_whatever_comes_after_the_sampled_rows(tmp_path, late):
-    from kfw.data import SCHEMA_ROWS, read_csv
+    from kfw.kaggle.data import SCHEMA_ROWS, read_csv
 
     n = SCHEMA_ROWS + 50
     col = pd.Series(np.arange(n), dtype=object)
@@ -391,7 +391,7 @@ def test_read_csv_gives_pandas_dtypes_whatever_comes_after_the_sampled_rows(tmp_
 def test_read_csv_without_polars_reads_the_same_frame_through_pandas(tmp_path, monkeypatch):
     import importlib.util
 
-    from kfw.data import read_csv
+    from kfw.kaggle.data import read_csv
 
     path = tmp_path / "train.csv"
     path.write_text("id,x,name\n1,2.5,NA\n2,,bob\n3,4.0,n/a\n")

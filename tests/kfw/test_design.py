@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import features.auto
-from kfw.design import _source_hash
+from kfw.pipeline.design import _source_hash
 
 
 def _load(path: Path, source: str):

@@ -10,11 +10,11 @@ import pytest
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import TargetEncoder as SkTargetEncoder
 
-from kfw.audit import permutation_audit
-from kfw.cv import cross_validate
-from kfw.encoding import CategoricalAligner, CountEncoder, TargetEncoder, count_features
-from kfw.folds import Folds, FoldScheme, assign_folds
-from kfw.metrics import get_metric
+from kfw.core.cv import cross_validate
+from kfw.core.encoding import CategoricalAligner, CountEncoder, TargetEncoder, count_features
+from kfw.core.folds import Folds, FoldScheme, assign_folds
+from kfw.core.metrics import get_metric
+from kfw.study.audit import permutation_audit
 from models.lgbm import LGBMClassifier
 
 

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kfw.core.folds import FoldScheme, assign_folds, get_folds, read_folds
 from kfw.errors import ConfigError, FoldError
-from kfw.folds import FoldScheme, assign_folds, get_folds, read_folds
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
 
 def _folds_of(scheme: FoldScheme, y=None, groups=None, times=None, task="binary"):
-    from kfw.folds import Folds
+    from kfw.core.folds import Folds
 
     n = next(len(a) for a in (y, groups, times) if a is not None)
     assignment, order = assign_folds(scheme, n, y, groups, times, task)

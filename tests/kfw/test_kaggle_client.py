@@ -27,11 +27,11 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from kfw.cli.app import app
-from kfw.config import load_competition
-from kfw.data import download_data, import_data
+from kfw.core.config import load_competition
 from kfw.errors import DataError
-from kfw.kaggle_client import HOW_TO_AUTHENTICATE, find_credentials
-from kfw.leaderboard import KEYS
+from kfw.kaggle.client import HOW_TO_AUTHENTICATE, find_credentials
+from kfw.kaggle.data import download_data, import_data
+from kfw.kaggle.leaderboard import KEYS
 from tests.conftest import in_ci
 from tests.kaggle_server import Competition as KaggleCompetition
 from tests.kaggle_server import FakeKaggle

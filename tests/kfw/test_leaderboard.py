@@ -21,10 +21,10 @@ from sklearn.metrics import accuracy_score, log_loss, mean_squared_log_error, ro
 from typer.testing import CliRunner
 
 from kfw.cli.app import app
-from kfw.config import Competition, FilesSpec, SubmissionSpec, load_competition
+from kfw.core.config import Competition, FilesSpec, SubmissionSpec, load_competition
 from kfw.errors import DataError, KfwError
-from kfw.kaggle_client import HOW_TO_AUTHENTICATE, permissions_warning
-from kfw.leaderboard import (
+from kfw.kaggle.client import HOW_TO_AUTHENTICATE, permissions_warning
+from kfw.kaggle.leaderboard import (
     KEYS,
     SubmissionStore,
     chasing_warning,
@@ -37,7 +37,7 @@ from kfw.leaderboard import (
     standings,
     user_text,
 )
-from kfw.submit import score_submission, submit_run
+from kfw.kaggle.submit import score_submission, submit_run
 from tests.synth import frames, make_competition, write_files
 
 runner = CliRunner()

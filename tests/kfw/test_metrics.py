@@ -1,4 +1,4 @@
-"""kfw.metrics against scikit-learn (and a loop reference for MAP@k) on random, tie-heavy inputs."""
+"""kfw.core.metrics against scikit-learn (and a loop reference for MAP@k) on random, tie-heavy inputs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
+from kfw.core.metrics import METRICS, check_metric_task, get_metric
 from kfw.errors import ConfigError
-from kfw.metrics import METRICS, check_metric_task, get_metric
 
 RTOL = 1e-12  # relative tolerance of every parity check
 ATOL = 1e-15  # only matters for scores that land on ~0 (r2, qwk), where rtol alone is vacuous
@@ -264,8 +264,6 @@ def test_direction() -> None:
 
 
 def test_import_is_light() -> None:
-    code = (
-        "import sys, kfw.metrics; print(sorted({'sklearn', 'scipy', 'pandas'} & set(sys.modules)))"
-    )
+    code = "import sys, kfw.core.metrics; print(sorted({'sklearn', 'scipy', 'pandas'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

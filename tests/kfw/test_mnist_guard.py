@@ -1,7 +1,8 @@
 """The MNIST guard: the original MNIST files never enter the Digit Recognizer pipeline.
 
-Generated files stand in for MNIST: IDX files (the format, with the official names but not the
-official bytes), and a tiny file whose SHA-256 is patched into the guard's set of MNIST hashes.
+The refusal is data in Digit Recognizer's spec (``[[refuse]]``). Generated files stand in for
+MNIST: IDX files (the format, with the official names but not the official bytes), and a tiny
+file whose SHA-256 a user's copy of the spec adds to MNIST's digests.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfw import mnist_guard
 from kfw.cli import main
+from kfw.core.config import builtin_competitions_dir, load_competition
 from tests.kfw.test_ablate import pixels_competition
 
 SLUG = "digit-recognizer"
@@ -75,11 +76,15 @@ def test_idx_files_inside_a_zip_are_refused(home, tmp_path, capsys) -> None:
     assert "mnist/train-labels-idx1-ubyte" in line
 
 
-def test_a_renamed_file_with_an_mnist_hash_is_refused(home, tmp_path, capsys, monkeypatch) -> None:
+def test_a_renamed_file_with_an_mnist_hash_is_refused(home, tmp_path, capsys) -> None:
     source = _kaggle_files(tmp_path / "download")
     payload = b"pretend these are MNIST's test labels"
     digest = hashlib.sha256(payload).hexdigest()
-    monkeypatch.setitem(mnist_guard.MNIST_SHA256, digest, "t10k-labels-idx1-ubyte")
+    # the spec declares the digests: a user's copy of it (which wins) declares this one too
+    spec = (builtin_competitions_dir() / SLUG / "competition.toml").read_text()
+    mine = home / "competitions" / SLUG / "competition.toml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(spec + f'{digest} = "t10k-labels-idx1-ubyte"\n')
     (source / "labels.bin").write_bytes(payload)
     line = _refused(capsys, home, "data", "import", SLUG, str(source))
     assert "labels.bin: this is MNIST's t10k-labels-idx1-ubyte (SHA-256 match)" in line
@@ -107,9 +112,11 @@ def test_extra_training_data_from_mnist_is_refused(home, tmp_path, capsys) -> No
 
 
 def test_other_competitions_are_not_guarded(home, tmp_path) -> None:
-    download = pixels_competition(home)  # a Digit Recognizer look-alike, not it
+    download = pixels_competition(home)  # a Digit Recognizer look-alike whose spec refuses nothing
     _idx_images(download / "train-images-idx3-ubyte")
     with pytest.raises(SystemExit) as exc:
         main(["--home", str(home), "data", "import", "pixels", str(download)])
     assert exc.value.code in (0, None)
-    assert mnist_guard.guarded("digit-recognizer") and not mnist_guard.guarded("pixels", "pixels")
+    (mnist,) = load_competition(SLUG, home).refuse  # the refusal is data in the spec
+    assert mnist.name == "MNIST" and len(mnist.sha256) == 4
+    assert load_competition("pixels", home).refuse == ()

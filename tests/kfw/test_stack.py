@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kfw.core.folds import Folds, FoldScheme, assign_folds
+from kfw.core.metrics import get_metric
+from kfw.ensemble.stack import blend, fit_weights, hill_climb_weights, stack
 from kfw.errors import ConfigError
-from kfw.folds import Folds, FoldScheme, assign_folds
-from kfw.metrics import get_metric
-from kfw.stack import blend, fit_weights, hill_climb_weights, stack
 
 
 def _folds(n: int, k: int = 5) -> Folds:

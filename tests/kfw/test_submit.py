@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfw.config import Competition, FilesSpec, SubmissionSpec
+from kfw.core.config import Competition, FilesSpec, SubmissionSpec
 from kfw.errors import DataError
-from kfw.submit import build_submission, validate_submission, write_submission
+from kfw.kaggle.submit import build_submission, validate_submission, write_submission
 
 SAMPLE_IDS = [10, 11, 12, 13]
 TEST_IDS = np.array([12, 10, 13, 11])  # the test file's order, not the sample's

@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from kfw.cli.app import app
-from kfw.config import load_competition
-from kfw.pipeline import prepare
+from kfw.core.config import load_competition
+from kfw.pipeline.context import prepare
 from kfw.progress import Callback
-from kfw.tune import _open_study, _Pruning, _safe_url, nested_estimate, storage_url, tune
+from kfw.study.tune import _open_study, _Pruning, _safe_url, nested_estimate, storage_url, tune
 from tests.conftest import in_ci
 from tests.postgres import PostgresUnavailable, postgres_server
 from tests.synth import make_competition
@@ -208,7 +208,7 @@ def test_two_workers_share_one_study_over_postgresql(home, postgres):
 _OPEN_AT = """
 import sys, time
 import optuna
-from kfw.tune import _open_study, storage_url
+from kfw.study.tune import _open_study, storage_url
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 start = float(sys.argv[2])
 while time.time() < start:

@@ -21,8 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kfw.cli.app import app
+from kfw.pipeline.mirror import Mirror, resolve_mode, tags, wandb_id
 from kfw.progress import Collect
-from kfw.wandb_mirror import Mirror, resolve_mode, tags, wandb_id
 from tests.synth import make_competition
 
 WANDB = Path(sys.executable).with_name("wandb")
@@ -317,9 +317,9 @@ def test_a_crash_in_the_mirror_process_is_one_warning(tmp_path: Path) -> None:
 def test_without_wandb_installed_the_run_stays_local_with_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kfw.wandb_mirror
+    import kfw.pipeline.mirror
 
-    monkeypatch.setattr(kfw.wandb_mirror, "_wandb_installed", lambda: False)
+    monkeypatch.setattr(kfw.pipeline.mirror, "_wandb_installed", lambda: False)
     mirror = Mirror(tmp_path, env=_clean_env(tmp_path, WANDB_MODE="offline"))
     callback = Collect()
     record = {"id": "r", "competition": "synth"}
@@ -367,10 +367,10 @@ def test_ids_and_tags_are_what_wandb_accepts() -> None:
 
 
 def test_kfw_help_and_the_mirror_module_import_no_wandb() -> None:
-    # kfw.pipeline imports kfw.wandb_mirror at the top: wandb itself only in the child process
+    # kfw.pipeline.runs imports kfw.pipeline.mirror at the top: wandb itself only in the child process
     code = (
         "import sys\n"
-        "import kfw.wandb_mirror, kfw.cli.runs\n"
+        "import kfw.pipeline.mirror, kfw.cli.runs\n"
         "from kfw.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print('WANDB', sorted(m for m in sys.modules if m.split('.')[0] == 'wandb'))\n"

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from kfw.cli import main
 from kfw.cli.app import app
-from kfw.writeup import SECTIONS, markdown_to_html, rank_correlation, to_html
+from kfw.report.writeup import SECTIONS, markdown_to_html, rank_correlation, to_html
 from tests.synth import FEATURES, make_competition
 
 # anything that would make the page fetch or link outside itself

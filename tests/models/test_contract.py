@@ -9,8 +9,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from kfw.core.registry import entries, estimator_class, make_estimator
 from kfw.errors import ConfigError
-from kfw.registry import entries, estimator_class, make_estimator
 
 # small settings so the contract suite stays fast; the defaults are what runs use
 FAST = {

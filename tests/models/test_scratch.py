@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kfw.core.registry import make_estimator
 from kfw.errors import ConfigError
-from kfw.registry import make_estimator
 
 
 def test_scaler_none_imputes_but_keeps_the_scale():

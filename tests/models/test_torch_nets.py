@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
+from kfw.core.registry import make_estimator
 from kfw.errors import ConfigError
-from kfw.registry import make_estimator
 from models.torch_nets import MLP, BasicBlock, LeNet, ResNet
 from scratch_models import mlp as scratch
 

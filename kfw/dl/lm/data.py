@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from kfw.dl.lm.config import LMConfig
+from kfw.dl.tokenize import make_tokenizer
 from kfw.errors import DataError
 
 TRAIN_FRACTION = 0.9
@@ -63,7 +64,6 @@ def load_corpus(
     seen only in validation must still be encodable). BPE: merges are learned on the training
     part only, so the validation loss is measured on text the tokenizer never saw.
     """
-    from kfw.dl.tokenize import make_tokenizer
 
     text, sha = text_sha or read_text(path)
     if tokenizer is None:

@@ -12,10 +12,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from kfw.core.runstore import RunStore, config_key, environment
+from kfw.dl.gpt import GPT, GPTConfig
 from kfw.dl.lm.config import LMConfig, Runtime
 from kfw.dl.lm.data import load_corpus, read_text
 from kfw.dl.lm.loop import load_checkpoint, train
+from kfw.dl.tokenize import tokenizer_from_dict
 from kfw.errors import ConfigError, KfwError
+from kfw.pipeline.mirror import Mirror
 from kfw.progress import NULL, Callback
 
 CHECKPOINT = "checkpoint.pt"
@@ -33,13 +37,11 @@ def slug_for(corpus: Path) -> str:
 
 def build_model(cfg: LMConfig, vocab_size: int, fused: bool = False) -> nn.Module:
     """Our GPT for ``cfg`` (seed the global RNG first: it draws the initial weights)."""
-    from kfw.dl.gpt import GPT
 
     return GPT(gpt_config(cfg, vocab_size, fused))
 
 
 def gpt_config(cfg: LMConfig, vocab_size: int, fused: bool = False) -> Any:
-    from kfw.dl.gpt import GPTConfig
 
     return GPTConfig(
         vocab_size=vocab_size,
@@ -76,8 +78,6 @@ def train_lm(
     hashes the corpus bytes, the resolved config, the seed and the runtime switches that
     change the numbers; the same command finds it and continues. Returns the run record.
     """
-    from kfw.track import RunStore, config_key, environment
-    from kfw.wandb_mirror import Mirror
 
     cfg.check()
     rt = (runtime or Runtime()).resolved()
@@ -90,8 +90,6 @@ def train_lm(
     ckpt = partial / CHECKPOINT
     saved_tok = None
     if ckpt.is_file():  # the tokenizer comes back with the run: BPE is not retrained
-        from kfw.dl.tokenize import tokenizer_from_dict
-
         state = load_checkpoint(ckpt)
         tok_dict = (state.get("meta") or {}).get("tokenizer")
         if not isinstance(tok_dict, dict) or (state.get("meta") or {}).get("key_src") != key_src:
@@ -208,8 +206,6 @@ def find_run(run: str, kfw_home: Path) -> Path:
 
 def load_model(run_dir: Path, device: str = "cpu") -> tuple[nn.Module, Any, dict[str, Any]]:
     """The trained GPT of a run (eval mode), its tokenizer and its ``model.pt`` contents."""
-    from kfw.dl.gpt import GPT, GPTConfig
-    from kfw.dl.tokenize import tokenizer_from_dict
 
     path = Path(run_dir) / "model.pt"
     saved = load_checkpoint(path)

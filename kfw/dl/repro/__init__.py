@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from kfw.core.runstore import RunStore, config_key, environment, runs_dir
 from kfw.dl.idx import load_idx_dir
-from kfw.errors import DataError
+from kfw.errors import DataError, KfwError
 
 
 @dataclass
@@ -78,8 +79,6 @@ def save_run(
     """Publish a reproduction run atomically: ``run.json`` + ``results.json`` + figures."""
     import json
 
-    from kfw.track import RunStore, config_key, environment
-
     store = RunStore(home, slug)
     key = config_key(config)
     record = {
@@ -100,8 +99,6 @@ def complete_runs(home: Path, slug: str, label: str | None = None) -> list[Path]
     """The folders of every complete run of ``slug`` (optionally with this label), oldest first."""
     import json
 
-    from kfw.track import runs_dir
-
     return sorted(
         p.parent
         for p in runs_dir(home, slug).glob("*/run.json")
@@ -111,8 +108,6 @@ def complete_runs(home: Path, slug: str, label: str | None = None) -> list[Path]
 
 def latest_run(home: Path, slug: str, label: str | None = None) -> Path:
     """The folder of the newest complete run of ``slug`` (optionally with this label)."""
-    from kfw.errors import KfwError
-    from kfw.track import runs_dir
 
     root = runs_dir(home, slug)
     runs = complete_runs(home, slug, label)

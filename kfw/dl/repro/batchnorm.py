@@ -36,6 +36,7 @@ from torch import nn
 from kfw.dl.device import resolve_device
 from kfw.dl.layers import BatchNorm1d, ReplicaLinear
 from kfw.dl.repro import Digits, load_digits, save_run
+from kfw.dl.repro.report import figure1a, figure1bc, modification_figure
 from kfw.errors import ConfigError
 from kfw.progress import NULL, Callback
 
@@ -298,7 +299,6 @@ def run_batchnorm(
     The run folder holds ``run.json``, ``results.json`` (steps, test accuracy per arm, seed and
     step, the percentiles, wall times), ``figure1a.png`` and ``figure1bc.png``.
     """
-    from kfw.dl.repro.report import figure1a, figure1bc
 
     config.validate()
     device = resolve_device(config.device)
@@ -353,7 +353,6 @@ def run_lr_modification(
     all replicas of one arm as one batched computation, for ``config.steps`` steps. Reported:
     the test accuracy at the end and at every grid step, with a 95% t-interval over seeds.
     """
-    from kfw.dl.repro.report import modification_figure
 
     config.validate()
     device = resolve_device(config.device)

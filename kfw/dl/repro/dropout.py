@@ -37,10 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kfw.core.runstore import config_key, runs_dir
 from kfw.dl.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from kfw.dl.device import resolve_device
 from kfw.dl.layers import Dropout, ReplicaLinear, max_norm_
 from kfw.dl.repro import Digits, load_digits, save_run
+from kfw.dl.repro.report import dropout_figure
 from kfw.errors import ConfigError
 from kfw.progress import NULL, Callback
 
@@ -302,8 +304,6 @@ def run_dropout(
     data_dir: str | Path, home: Path, config: DropoutConfig, callback: Callback = NULL
 ) -> tuple[Path, dict[str, Any]]:
     """Table 2's rows at ``config.epochs``: write ``results.json`` and ``table2.png`` to a run."""
-    from kfw.dl.repro.report import dropout_figure
-    from kfw.track import config_key, runs_dir
 
     config.validate()
     device = resolve_device(config.device)

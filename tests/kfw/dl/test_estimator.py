@@ -11,7 +11,10 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
-from kfw.cv import FoldStore, cross_validate
+from kfw.core.cv import FoldStore, cross_validate
+from kfw.core.folds import Folds, FoldScheme, assign_folds
+from kfw.core.metrics import get_metric
+from kfw.core.runstore import PartialFolds
 from kfw.dl.estimator import (
     TorchClassifier,
     TorchRegressor,
@@ -21,10 +24,7 @@ from kfw.dl.estimator import (
     save_checkpoint,
 )
 from kfw.errors import ConfigError, KfwError
-from kfw.folds import Folds, FoldScheme, assign_folds
-from kfw.metrics import get_metric
 from kfw.progress import Callback
-from kfw.track import PartialFolds
 
 torch.set_num_threads(1)
 MIN_ACCURACY = 0.85  # small MLP / CNN, a few epochs on 8x8 digits (chance: 0.1)

@@ -1,0 +1,560 @@
+"""The fold loop: every stateful step is fitted on the training part of a fold, and only there.
+
+For each fold of each repeat: fit the fitted features and the model on the training part
+(optionally filtered by ``train_mask``), predict the validation part (out of fold) and the
+test set. The validation part is never seen before it is scored: a model that stops early
+(boosting rounds, a network's best epoch) chooses its length on an inner split of the training
+part (:meth:`kfw.core.folds.Folds.inner_split`) and is then refitted on the whole training part for
+that many rounds. Stopping on the scored rows themselves is available as an explicit,
+optimistic mode and recorded as such.
+
+Rows marked ``exclude`` (declared outliers) never enter a training part or an early-stopping
+set, but they are predicted out of fold and scored: the headline score covers every training
+row, and the score without them is kept beside it (``score_without_excluded``).
+
+Predictions are kept on the target's own scale: probabilities for classification (class 1 for
+binary, one column per class for multiclass), values for regression (a ``log1p`` target
+transform is inverted before scoring).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.base import clone
+
+from kfw.core.config import EarlyStopping
+from kfw.core.encoding import CategoricalAligner
+from kfw.core.folds import Folds, Split
+from kfw.core.metrics import Metric
+from kfw.core.noise import NoiseError, corrected_se
+from kfw.progress import NULL, Callback
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+INNER = EarlyStopping()  # the default: lengths chosen on an inner split of the training part
+
+TRANSFORMS: dict[
+    str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
+] = {
+    "none": (lambda y: y, lambda y: y),
+    "log1p": (np.log1p, np.expm1),
+}
+
+
+@dataclass
+class FoldResult:
+    """One fit of the fold loop."""
+
+    repeat: int
+    fold: int
+    score: float
+    n_train: int
+    n_valid: int
+    fit_seconds: float
+    predict_seconds: float
+    best_iteration: int | None = None  # the rounds / epochs early stopping chose
+    restored: bool = False  # taken from the checkpoint of an interrupted run
+    # a network's epochs (``history_``: epoch, train_loss, valid_loss, valid metric, seconds)
+    history: list[dict[str, float]] | None = None
+    # where early stopping chose ``best_iteration``: "inner" or "scored-fold" (optimistic)
+    stopped_on: str | None = None
+    refit: bool = False  # refitted on the whole training part for ``best_iteration`` rounds
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold and test predictions with their scores.
+
+    Attributes
+    ----------
+    oof : ndarray of shape (n_rows,) or (n_rows, n_classes)
+        Out-of-fold predictions, averaged over repeats; NaN for never-validated rows.
+    test : ndarray or None
+        Test predictions averaged over every fit.
+    score : float
+        The headline: the metric on the out-of-fold predictions of every validated row,
+        declared outliers included (they were never fitted on, but the test set has its own).
+    score_without_excluded : float or None
+        With excluded rows: the metric without them (labelled as such wherever shown).
+    importances : DataFrame or None
+        Feature x fit importance, when the model exposes ``feature_importances_``.
+    """
+
+    oof: np.ndarray
+    test: np.ndarray | None
+    folds: list[FoldResult]
+    score: float
+    metric: str
+    importances: pd.DataFrame | None = None
+    # where early stopping chose the length: "inner" (an inner split of each training part),
+    # "scored-fold" (the scored rows themselves: optimistic), None (nothing stopped early)
+    early_stopping: str | None = None
+    seconds: float = 0.0
+    score_without_excluded: float | None = None
+    excluded: int = 0
+
+    @property
+    def fold_scores(self) -> np.ndarray:
+        return np.array([f.score for f in self.folds])
+
+    @property
+    def mean(self) -> float:
+        return float(self.fold_scores.mean())
+
+    @property
+    def std(self) -> float:
+        return float(self.fold_scores.std())
+
+    @property
+    def se(self) -> float | None:
+        """The corrected standard error of the CV (:func:`kfw.core.noise.corrected_se`), if defined."""
+
+        try:
+            return corrected_se(
+                self.fold_scores,
+                float(np.mean([f.n_train for f in self.folds])),
+                float(np.mean([f.n_valid for f in self.folds])),
+            )
+        except NoiseError:
+            return None
+
+
+class FoldStore:
+    """Where finished folds are kept so an interrupted run resumes (see :mod:`kfw.core.runstore`)."""
+
+    def load(self, split: Split) -> tuple[FoldResult, np.ndarray, np.ndarray | None, Any] | None:
+        return None
+
+    def save(
+        self,
+        result: FoldResult,
+        valid_pred: np.ndarray,
+        test_pred: np.ndarray | None,
+        importance: Any,
+    ) -> None:
+        """Persist one finished fold."""
+
+
+def _history(model: Any) -> list[dict[str, float]] | None:
+    history = getattr(model, "history_", None)
+    return [{k: float(v) for k, v in row.items()} for row in history] if history else None
+
+
+def _accepts_eval_set(estimator: Any, name: str = "eval_set") -> bool:
+    try:
+        return name in inspect.signature(estimator.fit).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def stops_early(estimator: Any) -> bool:
+    """Whether ``estimator.fit(X, y, eval_set=...)`` chooses its own length on the eval set.
+
+    The protocol: an estimator that early-stops defines ``stops_early() -> bool`` and
+    ``fixed_length(n) -> dict`` (the ``set_params`` that train exactly ``n`` rounds or epochs
+    without stopping), and sets ``best_iteration_`` after a stopped fit.
+    """
+    method = getattr(estimator, "stops_early", None)
+    return bool(method()) if callable(method) else False
+
+
+def _predict(
+    estimator: Any, X: Any, task: str, inverse: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    if task == "regression":
+        return inverse(np.asarray(estimator.predict(X), dtype=np.float64).ravel())
+    proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)  # (n, n_classes)
+    return proba[:, 1] if task == "binary" else proba
+
+
+def _importance(estimator: Any) -> pd.Series | None:
+    import pandas as pd
+
+    values = getattr(estimator, "feature_importances_", None)
+    names = getattr(estimator, "importance_names_", getattr(estimator, "feature_names_in_", None))
+    if values is None or names is None or len(names) != len(values):
+        return None
+    return pd.Series(np.asarray(values, dtype=float), index=names)
+
+
+def training_rows(
+    split: Split,
+    X: pd.DataFrame,
+    y_fit: np.ndarray,
+    exclude: np.ndarray | None = None,
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Row positions a fold fits on: its training part less excluded and masked-out rows."""
+    train = split.train
+    if exclude is not None:
+        train = train[~exclude[train]]
+    if train_mask is not None:
+        train = train[np.asarray(train_mask(X.iloc[train], y_fit[train]), dtype=bool)]
+    return train
+
+
+def check_inner_splits(
+    folds: Folds,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    early_stopping: EarlyStopping,
+    exclude: np.ndarray | None = None,
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+) -> None:
+    """Raise the :class:`~kfw.errors.FoldError` a fold's inner split would, before any fit."""
+    if early_stopping.mode != "inner":
+        return
+    for split in folds.splits():
+        rows = training_rows(split, X, y, exclude, train_mask)
+        folds.inner_split(split, rows, y, task, early_stopping.fraction)
+
+
+@dataclass
+class FoldFit:
+    """What :func:`fit_fold` returns: one fold's predictions and the fitted model."""
+
+    valid_pred: np.ndarray
+    test_pred: np.ndarray | None
+    model: Any
+    fit_seconds: float
+    predict_seconds: float
+    n_train: int
+    # the rounds (or epochs) early stopping chose, and on which rows: "inner" (an inner split
+    # of the training part), "scored-fold" (the scored rows: optimistic) or None (no stopping)
+    rounds: int | None = None
+    stopped_on: str | None = None
+    refit: bool = False
+    # a network's epochs in the fit that chose the length (its validation curve), not the refit
+    history: list[dict[str, float]] | None = None
+
+
+def _fit_on(
+    estimator: Any,
+    X: pd.DataFrame,
+    y_fit: np.ndarray,
+    rows: np.ndarray,
+    *,
+    features: Any,
+    extra: tuple[pd.DataFrame, np.ndarray] | None,
+    watch: np.ndarray | None,
+    callback: Callback | None,
+) -> tuple[Any, Any, CategoricalAligner]:
+    """Fit the fitted features and a clone of the model on ``rows`` (+ extra rows).
+
+    ``watch`` (row positions) becomes the model's ``eval_set``, transformed by the features
+    fitted here; it must not overlap ``rows``.
+    """
+    X_tr, y_tr = X.iloc[rows], y_fit[rows]
+    if extra is not None:
+        import pandas as pd
+
+        X_tr = pd.concat([X_tr, extra[0]], ignore_index=True)
+        y_tr = np.concatenate([y_tr, extra[1]])
+    step = None
+    if features is not None:
+        step = clone(features)
+        X_tr = step.fit_transform(X_tr, y_tr)
+    align = CategoricalAligner().fit(X_tr)
+    X_tr = align.transform(X_tr)
+    model = clone(estimator)
+    kwargs: dict[str, Any] = {}
+    if watch is not None:
+        X_w = X.iloc[watch]
+        X_w = align.transform(step.transform(X_w) if step is not None else X_w)
+        kwargs["eval_set"] = (X_w, y_fit[watch])
+    if callback is not None and _accepts_eval_set(model, "callback"):
+        kwargs["callback"] = callback  # per-epoch logs of a network (kfw.dl.estimator)
+    model.fit(X_tr, y_tr, **kwargs)
+    return model, step, align
+
+
+def fit_fold(
+    estimator: Any,
+    X: pd.DataFrame,
+    y_fit: np.ndarray,
+    split: Split,
+    *,
+    task: str,
+    X_test: pd.DataFrame | None = None,
+    features: Any = None,
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+    inverse: Callable[[np.ndarray], np.ndarray] = TRANSFORMS["none"][1],
+    exclude: np.ndarray | None = None,
+    extra: tuple[pd.DataFrame, np.ndarray] | None = None,
+    callback: Callback | None = None,
+    folds: Folds | None = None,
+    early_stopping: EarlyStopping = INNER,
+) -> FoldFit:
+    """Fit features and model on one fold's training part; predict its validation part and test.
+
+    A model that stops early (see :func:`stops_early`) chooses its length on an inner split of
+    the training part (``folds.inner_split``), with the features fitted on the inner training
+    rows only; with ``early_stopping.refit`` it is then refitted on the whole training part for
+    that many rounds. The fold's validation rows are read only to be predicted. The old
+    shortcut, stopping on the validation part itself, is ``mode = "scored-fold"``: optimistic,
+    and recorded as such.
+
+    ``extra`` (row features and fitted target of extra training rows, e.g. the original data
+    set a synthetic competition was generated from) joins the training part only.
+    """
+    train = training_rows(split, X, y_fit, exclude, train_mask)
+    watch_valid = split.valid
+    if exclude is not None:
+        watch_valid = split.valid[~exclude[split.valid]]  # excluded rows are predicted only
+    mode = early_stopping.mode if stops_early(estimator) else "off"
+    common = dict(features=features, extra=extra, callback=callback)
+    start = time.perf_counter()
+    rounds, refit, history = None, False, None
+    if mode == "inner":
+        if folds is None:
+            raise ValueError("early stopping on an inner split needs the folds (folds=...)")
+        inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
+        model, step, align = _fit_on(estimator, X, y_fit, inner, watch=held, **common)
+        rounds = getattr(model, "best_iteration_", None)
+        history = _history(model)
+        if early_stopping.refit and rounds:
+            fixed = clone(estimator).set_params(**estimator.fixed_length(int(rounds)))
+            model, step, align = _fit_on(fixed, X, y_fit, train, watch=None, **common)
+            refit = True
+    elif mode == "scored-fold":
+        model, step, align = _fit_on(estimator, X, y_fit, train, watch=watch_valid, **common)
+        rounds = getattr(model, "best_iteration_", None)
+    else:
+        model, step, align = _fit_on(estimator, X, y_fit, train, watch=None, **common)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+
+    def prepared(frame: pd.DataFrame) -> pd.DataFrame:
+        return align.transform(step.transform(frame) if step is not None else frame)
+
+    valid_pred = _predict(model, prepared(X.iloc[split.valid]), task, inverse)
+    test_pred = _predict(model, prepared(X_test), task, inverse) if X_test is not None else None
+    return FoldFit(
+        valid_pred, test_pred, model, fit_seconds, time.perf_counter() - start, len(train),
+        int(rounds) if rounds is not None else None, mode if rounds is not None else None, refit,
+        history if history is not None else _history(model),
+    )  # fmt: skip
+
+
+def cross_validate(
+    estimator: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: Folds,
+    *,
+    metric: Metric,
+    task: str,
+    X_test: pd.DataFrame | None = None,
+    features: Any = None,
+    target_transform: str = "none",
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+    callback: Callback = NULL,
+    store: FoldStore | None = None,
+    label: str = "model",
+    exclude: np.ndarray | None = None,
+    extra: tuple[pd.DataFrame, np.ndarray] | None = None,
+    early_stopping: EarlyStopping = INNER,
+) -> CVResult:
+    """Run the fold loop.
+
+    Parameters
+    ----------
+    estimator : scikit-learn estimator
+        Cloned for every fit. A model that stops early (:func:`stops_early`) receives an
+        inner split of the training part as ``eval_set`` (see :func:`fit_fold`).
+    X, X_test : DataFrame
+        Row features of the training and test rows.
+    y : ndarray
+        Classes encoded 0..K-1, or the regression target on its own scale.
+    folds : Folds
+        The competition's persisted folds.
+    features : transformer, optional
+        Fitted features: cloned, fitted on each training part, applied to the rest.
+    target_transform : {"none", "log1p"}
+        Regression models fit the transformed target; their predictions are inverted.
+    train_mask : callable, optional
+        ``train_mask(X_train, y_train) -> bool mask`` drops rows from training parts only;
+        every validation row is still scored.
+    store : FoldStore, optional
+        Restores finished folds of an interrupted run and saves each new one.
+    exclude : bool ndarray, optional
+        Rows left out of every training part, early-stopping set and the headline score
+        (declared outliers); predicted out of fold and scored all the same (the headline
+        covers every row); ``score_without_excluded`` leaves them out.
+    extra : (DataFrame, ndarray), optional
+        Extra training rows and their target (own scale), added to every training part and
+        never validated on.
+    early_stopping : EarlyStopping
+        Where a model that stops early chooses its length (default: an inner split).
+    """
+    import pandas as pd
+
+    forward, inverse = TRANSFORMS[target_transform]
+    y_fit = _fit_target(y, task, forward)
+    n = len(y)
+    n_classes = int(np.max(y)) + 1 if task == "multiclass" else None
+    shape = (n, n_classes) if n_classes else (n,)
+    oof_sum, oof_count = np.zeros(shape), np.zeros(n)
+    test_sum = None
+    results: list[FoldResult] = []
+    importances: dict[str, pd.Series] = {}
+    early: set[str] = set()
+    scored = ~exclude if exclude is not None else np.ones(n, dtype=bool)
+    started = time.perf_counter()
+    callback.cv_start(label, folds.n_fits)
+    for split in folds.splits():
+        restored = store.load(split) if store is not None else None
+        if restored is not None:
+            result, valid_pred, test_pred, importance = restored
+        else:
+            fit = fit_fold(
+                estimator,
+                X,
+                y_fit,
+                split,
+                task=task,
+                X_test=X_test,
+                features=features,
+                train_mask=train_mask,
+                inverse=inverse,
+                exclude=exclude,
+                extra=None if extra is None else (extra[0], _fit_target(extra[1], task, forward)),
+                callback=callback,
+                folds=folds,
+                early_stopping=early_stopping,
+            )
+            valid_pred, test_pred = fit.valid_pred, fit.test_pred
+            result = FoldResult(
+                split.repeat,
+                split.fold,
+                metric(y[split.valid], valid_pred),
+                fit.n_train,
+                len(split.valid),
+                fit.fit_seconds,
+                fit.predict_seconds,
+                fit.rounds,
+                history=fit.history,
+                stopped_on=fit.stopped_on,
+                refit=fit.refit,
+            )
+            importance = _importance(fit.model)
+            if store is not None:
+                store.save(result, valid_pred, test_pred, importance)
+        if result.stopped_on is not None:
+            early.add(result.stopped_on)
+        oof_sum[split.valid] += valid_pred
+        oof_count[split.valid] += 1
+        if test_pred is not None:
+            test_sum = test_pred if test_sum is None else test_sum + test_pred
+        if importance is not None:
+            importances[f"r{split.repeat}f{split.fold}"] = importance
+        results.append(result)
+        callback.fold_end(result)
+    validated = oof_count > 0
+    oof = np.full(shape, np.nan)
+    oof[validated] = (oof_sum[validated].T / oof_count[validated]).T
+    kept = validated & scored
+    cv = CVResult(
+        oof=oof,
+        test=test_sum / len(results) if test_sum is not None else None,
+        folds=results,
+        score=metric(y[validated], oof[validated]),
+        score_without_excluded=metric(y[kept], oof[kept]) if exclude is not None else None,
+        excluded=int((~scored).sum()),
+        metric=metric.name,
+        importances=pd.DataFrame(importances) if importances else None,
+        early_stopping=_stopped_on(early),
+        seconds=time.perf_counter() - started,
+    )
+    callback.cv_end(cv)
+    return cv
+
+
+def _stopped_on(modes: set[str]) -> str | None:
+    """One label for a run: the optimistic mode wins when any fit used it."""
+    if "scored-fold" in modes:
+        return "scored-fold"
+    return "inner" if modes else None
+
+
+def _fit_target(
+    y: np.ndarray, task: str, forward: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    return forward(np.asarray(y, dtype=np.float64)) if task == "regression" else np.asarray(y)
+
+
+def cross_validate_targets(
+    estimator: Any,
+    X: pd.DataFrame,
+    Y: np.ndarray,
+    folds: Folds,
+    *,
+    metric: Metric,
+    stores: list[FoldStore] | None = None,
+    label: str = "model",
+    callback: Callback = NULL,
+    **kwargs: Any,
+) -> CVResult:
+    """Several targets (multi-label or multi-output), one after another on the same folds.
+
+    Each column of ``Y`` goes through :func:`cross_validate` with its own clone of the model
+    (and its own checkpoint store); the result stacks their predictions column by column, and
+    every score (per fit, overall) is the mean over targets: Kaggle's "mean column-wise"
+    scoring of such competitions.
+    """
+    extra = kwargs.pop("extra", None)
+    results = [
+        cross_validate(
+            estimator,
+            X,
+            Y[:, t],
+            folds,
+            extra=None if extra is None else (extra[0], extra[1][:, t]),
+            metric=metric,
+            label=f"{label} [target {t + 1}/{Y.shape[1]}]",
+            callback=callback,
+            store=stores[t] if stores else None,
+            **kwargs,
+        )
+        for t in range(Y.shape[1])
+    ]
+    fits = []
+    for parts in zip(*(r.folds for r in results), strict=True):
+        first = parts[0]
+        fits.append(
+            FoldResult(
+                first.repeat,
+                first.fold,
+                float(np.mean([p.score for p in parts])),
+                first.n_train,
+                first.n_valid,
+                sum(p.fit_seconds for p in parts),
+                sum(p.predict_seconds for p in parts),
+                None,
+                all(p.restored for p in parts),
+            )
+        )
+    importances = [r.importances for r in results if r.importances is not None]
+    without = [r.score_without_excluded for r in results]
+    return CVResult(
+        oof=np.column_stack([r.oof for r in results]),  # (n_rows, n_targets)
+        test=np.column_stack([r.test for r in results]) if results[0].test is not None else None,
+        folds=fits,
+        score=float(np.mean([r.score for r in results])),
+        metric=metric.name,
+        importances=sum(importances) / len(importances) if importances else None,
+        early_stopping=_stopped_on({r.early_stopping for r in results} - {None}),
+        seconds=sum(r.seconds for r in results),
+        score_without_excluded=(
+            float(np.mean(without)) if all(s is not None for s in without) else None
+        ),
+        excluded=results[0].excluded,
+    )

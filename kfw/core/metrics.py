@@ -1,0 +1,328 @@
+"""Competition metrics in NumPy, scored on what the fold loop stores as out-of-fold predictions.
+
+``y_pred`` is, per task: ``binary`` a 1-D array of P(class 1); ``multiclass`` an ``(n, K)`` array
+of class probabilities; ``regression`` a 1-D array of values. Label metrics derive labels
+themselves (binary ``p >= 0.5``, multiclass ``argmax`` with ties to the lowest class). Each metric
+matches its scikit-learn twin (checked in ``tests/kfw/test_metrics.py``); scikit-learn is not
+imported here so that ``import kfw.core.metrics`` stays light.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from kfw.errors import ConfigError
+
+TASKS = ("binary", "multiclass", "regression")
+# QWK builds an (L, L) confusion matrix over the integer label range; past this it is not ordinal.
+_MAX_QWK_LEVELS = 1000
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named score with its direction and the tasks it applies to.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"rmsle"`` or ``"map@3"``.
+    greater_is_better : bool
+        Direction of improvement.
+    tasks : frozenset of str
+        Tasks among ``"binary"``, ``"multiclass"``, ``"regression"`` the metric applies to.
+    fn : callable
+        ``fn(y_true, y_pred) -> float`` on arrays already checked by :meth:`__call__`.
+    """
+
+    name: str
+    greater_is_better: bool
+    tasks: frozenset[str]
+    fn: Callable[[np.ndarray, np.ndarray], float]
+
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        """Validate shapes and finiteness, then score.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n,)
+            Encoded labels (classification) or targets (regression).
+        y_pred : array-like of shape (n,) or (n, K)
+            Out-of-fold predictions in the per-task layout described in the module docstring.
+
+        Returns
+        -------
+        float
+            The score.
+
+        Raises
+        ------
+        ValueError
+            On a length mismatch, empty input, non-numeric or non-finite values, or a
+            dimensionality that does not fit the metric's tasks.
+        """
+        y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+        if y_true.dtype == bool:
+            y_true = y_true.astype(np.int64)
+        if y_true.ndim != 1:
+            raise ValueError(f"{self.name}: y_true must be 1-D, got shape {y_true.shape}")
+        if y_pred.ndim == 0 or len(y_true) != len(y_pred):
+            raise ValueError(
+                f"{self.name}: y_true has {len(y_true)} rows but y_pred has shape {y_pred.shape}"
+            )
+        if len(y_true) == 0:
+            raise ValueError(f"{self.name}: cannot score empty arrays")
+        for what, arr in (("y_true", y_true), ("y_pred", y_pred)):
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"{self.name}: {what} must be numeric, got dtype {arr.dtype}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{self.name}: {what} contains NaN or inf")
+        allowed = {2} if "multiclass" in self.tasks else set()
+        if self.tasks & {"binary", "regression"}:
+            allowed.add(1)
+        if y_pred.ndim not in allowed:
+            kinds = {
+                1: "1-D y_pred (binary or regression)",
+                2: "2-D y_pred (n, K) of probabilities",
+            }
+            want = " or ".join(kinds[d] for d in sorted(allowed))
+            raise ValueError(f"{self.name}: expects {want}, got shape {y_pred.shape}")
+        return float(self.fn(y_true, y_pred.astype(np.float64)))
+
+    def is_better(self, a: float, b: float) -> bool:
+        """Return whether score ``a`` is strictly better than score ``b`` (False on NaN)."""
+        return bool(a > b) if self.greater_is_better else bool(a < b)
+
+    def sign(self) -> int:
+        """Return +1 if greater is better, else -1; ``-metric.sign() * score`` is a loss."""
+        return 1 if self.greater_is_better else -1
+
+
+# --- input helpers ------------------------------------------------------------------------------
+
+
+def _labels(y_true: np.ndarray, n_classes: int) -> np.ndarray:
+    """Check that ``y_true`` holds integers in ``[0, n_classes)`` and return them as int64."""
+    if (y_true != np.round(y_true)).any() or y_true.min() < 0 or y_true.max() >= n_classes:
+        raise ValueError(
+            f"y_true must hold encoded labels 0..{n_classes - 1}, "
+            f"got values in [{y_true.min()}, {y_true.max()}]"
+        )
+    return y_true.astype(np.int64)
+
+
+def _check_proba(y_pred: np.ndarray) -> None:
+    if y_pred.min() < 0 or y_pred.max() > 1:
+        raise ValueError(
+            f"y_pred must be probabilities in [0, 1], got values in [{y_pred.min()}, {y_pred.max()}]"
+        )
+
+
+def _class_pairs(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Encoded (true, predicted) labels and the class count, from probabilities."""
+    if y_pred.ndim == 1:
+        _check_proba(y_pred)
+        return _labels(y_true, 2), (y_pred >= 0.5).astype(np.int64), 2
+    k = y_pred.shape[1]
+    return _labels(y_true, k), np.argmax(y_pred, axis=1), k
+
+
+def _confusion(t: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
+    """Confusion counts, rows true and columns predicted: ``(k, k)`` float64."""
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.float64)
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x``, ties given the mean of the ranks they span (as in Mann–Whitney U)."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    new_group = np.r_[True, xs[1:] != xs[:-1]]
+    starts = np.r_[np.flatnonzero(new_group), len(x)]  # (n_groups + 1,)
+    # a group spanning sorted positions s..e-1 holds ranks s+1..e, whose mean is (s + 1 + e) / 2
+    group_rank = (starts[:-1] + 1 + starts[1:]) / 2.0
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = group_rank[np.cumsum(new_group) - 1]
+    return ranks
+
+
+def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("roc_auc is undefined when y_true holds a single class")
+    # U statistic of the positives; ranks are half-integers, so the sum is exact in float64
+    u = average_ranks(score)[positive].sum() - n_pos * (n_pos + 1) / 2.0
+    return u / (n_pos * n_neg)
+
+
+# --- metric functions ---------------------------------------------------------------------------
+
+
+def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    t, p, _ = _class_pairs(y_true, y_pred)
+    return float(np.mean(t == p))
+
+
+def _f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    t, p, k = _class_pairs(y_true, y_pred)
+    cm = _confusion(t, p, k)
+    tp, true_sum, pred_sum = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    denom = true_sum + pred_sum
+    if y_pred.ndim == 1:
+        # scikit-learn's zero_division="warn" scores 0.0 when there are no positives at all
+        return float(2 * tp[1] / denom[1]) if denom[1] > 0 else 0.0
+    # macro over the classes seen in y_true or the predictions, as scikit-learn infers labels
+    seen = denom > 0
+    return float(np.mean(2 * tp[seen] / denom[seen]))
+
+
+def _roc_auc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    if y_pred.ndim == 1:
+        return binary_auc(_labels(y_true, 2) == 1, y_pred)
+    t = _labels(y_true, y_pred.shape[1])
+    # one-vs-rest, macro: each class's column scored against "is this class"
+    return float(np.mean([binary_auc(t == c, y_pred[:, c]) for c in range(y_pred.shape[1])]))
+
+
+def _log_loss(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    _check_proba(y_pred)
+    # scikit-learn >= 1.5 clips to [eps, 1 - eps] with eps of the dtype (float64: 2.2e-16) and
+    # no longer renormalises rows; binary builds the column 1 - p before clipping, as here.
+    eps = np.finfo(np.float64).eps
+    if y_pred.ndim == 1:
+        t = _labels(y_true, 2)
+        p_true = np.where(t == 1, y_pred, 1.0 - y_pred)
+    else:
+        t = _labels(y_true, y_pred.shape[1])
+        p_true = y_pred[np.arange(len(t)), t]
+    return float(-np.mean(np.log(np.clip(p_true, eps, 1 - eps))))
+
+
+def _rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+
+
+def _rmsle(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    if y_true.min() < 0 or y_pred.min() < 0:
+        raise ValueError(
+            "rmsle is defined for non-negative values only; got minimum "
+            f"y_true={y_true.min()}, y_pred={y_pred.min()} (clip predictions at 0?)"
+        )
+    return _rmse(np.log1p(y_true), np.log1p(y_pred))
+
+
+def _mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(y_true - y_pred)))
+
+
+def _r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    if len(y_true) < 2:
+        raise ValueError("r2 needs at least two samples")
+    residual = np.sum((y_true - y_pred) ** 2)
+    total = np.sum((y_true - np.mean(y_true)) ** 2)
+    if total == 0:
+        # scikit-learn's force_finite: a constant target is 1.0 if matched exactly, else 0.0
+        return 1.0 if residual == 0 else 0.0
+    return float(1 - residual / total)
+
+
+def _qwk(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    if y_pred.ndim == 2:
+        k = y_pred.shape[1]
+        t, p, lo = _labels(y_true, k), np.argmax(y_pred, axis=1), 0
+    else:
+        if (y_true != np.round(y_true)).any():
+            raise ValueError("qwk on regression needs integer-valued y_true (ordinal labels)")
+        lo, hi = int(y_true.min()), int(y_true.max())
+        k = hi - lo + 1
+        if k > _MAX_QWK_LEVELS:
+            raise ValueError(f"qwk: y_true spans {k} integer levels; expected ordinal labels")
+        t = y_true.astype(np.int64) - lo
+        p = np.clip(np.rint(y_pred), lo, hi).astype(np.int64) - lo
+    # weights by label value over the full range lo..hi (scikit-learn with labels=range),
+    # so a level that nobody predicts still counts in the distances
+    cm = _confusion(t, p, k)
+    expected = np.outer(cm.sum(axis=0), cm.sum(axis=1)) / cm.sum()
+    levels = np.arange(k, dtype=np.float64)
+    weights = (levels[:, None] - levels[None, :]) ** 2
+    denom = np.sum(weights * expected)
+    if denom == 0:
+        raise ValueError("qwk is undefined when y_true and predictions share a single level")
+    return float(1 - np.sum(weights * cm) / denom)
+
+
+def _map_metric(k: int) -> Metric:
+    def map_at_k(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        t = _labels(y_true, y_pred.shape[1])
+        # stable sort of -p: the top-k by probability, ties to the lowest class like argmax
+        top = np.argsort(-y_pred, axis=1, kind="stable")[:, :k]  # (n, min(k, K))
+        # one relevant label per row: precision at its rank, 0 if it is not in the top k
+        hits = top == t[:, None]
+        return float(np.mean((hits / np.arange(1, top.shape[1] + 1)).sum(axis=1)))
+
+    return Metric(f"map@{k}", True, frozenset({"multiclass"}), map_at_k)
+
+
+_CLASSIFICATION = frozenset({"binary", "multiclass"})
+_REGRESSION = frozenset({"regression"})
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", True, _CLASSIFICATION, _accuracy),
+        Metric("f1", True, _CLASSIFICATION, _f1),
+        Metric("roc_auc", True, _CLASSIFICATION, _roc_auc),
+        Metric("log_loss", False, _CLASSIFICATION, _log_loss),
+        Metric("rmse", False, _REGRESSION, _rmse),
+        Metric("rmsle", False, _REGRESSION, _rmsle),
+        Metric("mae", False, _REGRESSION, _mae),
+        Metric("r2", True, _REGRESSION, _r2),
+        Metric("qwk", True, frozenset({"multiclass", "regression"}), _qwk),
+        _map_metric(3),
+    )
+}
+
+
+def get_metric(name: str) -> Metric:
+    """Look up a metric by name; ``map@<k>`` works for any ``k >= 1``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METRICS` or ``"map@<k>"``.
+
+    Returns
+    -------
+    Metric
+
+    Raises
+    ------
+    ConfigError
+        If the name is unknown.
+    """
+    if name in METRICS:
+        return METRICS[name]
+    match = re.fullmatch(r"map@([1-9][0-9]*)", name)
+    if match:
+        return _map_metric(int(match.group(1)))
+    known = ", ".join(METRICS)
+    raise ConfigError(f"unknown metric {name!r}; known: {known} (and map@<k> for any k >= 1)")
+
+
+def check_metric_task(metric: Metric, task: str) -> None:
+    """Raise :class:`~kfw.errors.ConfigError` unless ``metric`` applies to ``task``.
+
+    Parameters
+    ----------
+    metric : Metric
+        The metric a competition declares.
+    task : str
+        One of ``"binary"``, ``"multiclass"``, ``"regression"``.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if task not in metric.tasks:
+        raise ConfigError(f"metric {metric.name!r} does not fit task {task!r}")

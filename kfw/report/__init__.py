@@ -1,0 +1,1 @@
+"""The public write-up generated from the run records; its prose lives in ``templates/``."""

@@ -1,0 +1,1 @@
+"""Questions asked of runs: tuning, the leakage audit, train against test, ablations, bake-offs."""
