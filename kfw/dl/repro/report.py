@@ -508,7 +508,7 @@ def dropout_markdown(
                     "paper (Table 2)",
                 ],
                 rows,
-            )  # fmt: skip
+            )
         ),
         figure=next(iter(images)),
         matched="".join(f"\n{line}" for line in matched),  # one line each, after a blank
