@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     pass
 
 from kfw.core.metrics import average_ranks
+from kfw.markdown import render
 from kfw.pipeline.design import load_feature_module
 from kfw.report.doc import (
     _SOURCES,
@@ -31,6 +32,14 @@ from kfw.report.doc import (
 from kfw.study import ablate, bakeoff
 from kfw.study.adversarial import adversarial_validation
 from kfw.threads import default_threads
+
+TEMPLATES = Path(__file__).parent / "templates"  # the prose, with $placeholders
+
+
+def _prose(template: str, **values: Any) -> list[str]:
+    """The lines of ``templates/<template>.md`` filled with ``values``."""
+    return render(TEMPLATES / f"{template}.md", **values).rstrip("\n").split("\n")
+
 
 # ---------------------------------------------------------------------------------------------
 # the sections, in order; each returns markdown lines
@@ -161,14 +170,15 @@ def _validation(
 ) -> list[str]:
     b = doc.best
     s = b["folds"]["scheme"]
-    repeats = f", {s['n_repeats']} repeats" if s["n_repeats"] > 1 else ""
-    lines = [
-        f"Folds `{b['folds']['name']}`: {s['n_splits']} folds{repeats}, seed {s['seed']}, "
-        f"file hash `{b['folds']['hash']}`; {scheme_reason(s, b['task'])}",
-        "",
-        "The folds are computed once and stored; every model, encoder and ensemble below reads "
-        "the same file, and each fitted feature is fitted on the training part of a fold only.",
-    ]
+    lines = _prose(
+        "validation",
+        name=b["folds"]["name"],
+        n_splits=s["n_splits"],
+        repeats=f", {s['n_repeats']} repeats" if s["n_repeats"] > 1 else "",
+        seed=s["seed"],
+        hash=b["folds"]["hash"],
+        reason=scheme_reason(s, b["task"]),
+    )
     others = sorted({r["folds"]["hash"] for r in doc.runs} - {b["folds"]["hash"]})
     if others:
         lines.append(f"Some runs used other fold files ({', '.join(others)}); see the tables.")
@@ -189,23 +199,24 @@ def _validation(
         if result.auc < 0.7
         else "train and test differ clearly: trust the CV less, and look at the columns below"
     )
-    lines += [
-        "A LightGBM classifier trained to tell training rows from test rows (its own "
-        f"{len(result.fold_aucs)} stratified folds over {result.n_train} + {result.n_test} rows of row features) reaches an "
-        f"out-of-fold AUC of **{result.auc:.3f}** (folds {np.mean(result.fold_aucs):.3f} ± "
-        f"{np.std(result.fold_aucs):.3f}): {verdict}.",
-        "",
-        "Most drifting columns (AUC of the column alone, 0.5 = no drift; share of the "
-        "classifier's gain):",
-        "",
-    ]
     top = result.drift.head(TOP_DRIFT)
-    lines += table(
-        ["column", "AUC alone", "gain share"],
-        [[f"`{c}`", f"{a:.3f}", f"{g:.1%}"] for c, a, g in top.itertuples(index=False)],
-        {1, 2},
+    return lines + _prose(
+        "adversarial",
+        n_folds=len(result.fold_aucs),
+        n_train=result.n_train,
+        n_test=result.n_test,
+        auc=f"{result.auc:.3f}",
+        fold_mean=f"{np.mean(result.fold_aucs):.3f}",
+        fold_std=f"{np.std(result.fold_aucs):.3f}",
+        verdict=verdict,
+        table="\n".join(
+            table(
+                ["column", "AUC alone", "gain share"],
+                [[f"`{c}`", f"{a:.3f}", f"{g:.1%}"] for c, a, g in top.itertuples(index=False)],
+                {1, 2},
+            )
+        ),
     )
-    return lines
 
 
 def _features(doc: WriteupDoc) -> list[str]:
@@ -251,40 +262,30 @@ def _models(doc: WriteupDoc) -> list[str]:
             r["label"], what, _f(r["score"]), f"{_f(r['mean'])} ± {_f(r['std'])}",
             f"{r.get('seconds', 0):.1f}", _STOPPED.get(r.get("early_stopping"), "no"), f"`{r['id']}`",
         ])  # fmt: skip
-    lines = [
-        f"Each run's CV {metric} ({_direction(doc.best)}) is scored on all out-of-fold "
-        "predictions at once; mean ± std is over the folds. Best first.",
-        "",
-        *table(
-            ["run", "model", f"CV {metric}", "folds mean ± std", "seconds", "early stop", "id"],
-            rows,
-            {2, 3, 4},
-        ),
-    ]
+    header = ["run", "model", f"CV {metric}", "folds mean ± std", "seconds", "early stop", "id"]
+    lines = _prose(
+        "models",
+        metric=metric,
+        direction=_direction(doc.best),
+        table="\n".join(table(header, rows, {2, 3, 4})),
+    )
     if any(r.get("early_stopping") == "inner" for r in doc.runs):
-        lines += [
-            "",
-            "Early stopping chose the rounds on an inner split of each fold's training part, and "
-            "the model was refitted on the whole training part for that many rounds: the scored "
-            "fold was never seen before it was scored.",
-        ]
+        lines += ["", *_prose("models-inner")]
     optimistic = [r for r in doc.runs if r.get("optimistic")]
     if optimistic:
         shown = "; ".join(f"{r['label']}: {', '.join(r['optimistic'])}" for r in optimistic)
-        lines += [
-            "",
-            f"Optimistic CVs (something was chosen on the rows they score): {shown}. Such runs "
-            "are never chosen by default.",
-        ]
+        lines += ["", *_prose("models-optimistic", runs=shown)]
     excluded = doc.best.get("excluded_ids") or []
     if excluded:
-        shown = ", ".join(str(i) for i in excluded[:10])
         lines += [
             "",
-            f"{len(excluded)} training rows ({doc.spec.id} {shown}) are left out of every fit by "
-            "the feature module; they are still predicted out of fold and scored, so the "
-            "headline CV covers every row. Without them the best run scores "
-            f"{_f(doc.best.get('score_without_excluded'))}.",
+            *_prose(
+                "models-excluded",
+                n=len(excluded),
+                id=doc.spec.id,
+                shown=", ".join(str(i) for i in excluded[:10]),
+                score=_f(doc.best.get("score_without_excluded")),
+            ),
         ]
     repeats = any(f["repeat"] for r in doc.runs for f in r["fold_scores"])
     keys: list[str] = []
@@ -313,14 +314,12 @@ def _bakeoff(doc: WriteupDoc) -> list[str]:
     if folder is None:
         return [f"No bake-off yet: `kfw bakeoff {doc.spec.slug}` runs one."]
     data = json.loads((folder / "bakeoff.json").read_text())
-    lines = [
-        f"Bake-off of {folder.name}: default models, each tuned with {data['trials']} Optuna "
-        "trials on the same folds, then ensembles of the tuned runs. Tuned variants and the "
-        "ensembles built on them are optimistic (the trials were chosen on these folds); each "
-        "search's nested estimate is shown beside its CV.",
-        "",
-        *bakeoff.table([bakeoff.Row(**r) for r in data["rows"]], data["metric"]).splitlines(),
-    ]
+    lines = _prose(
+        "bakeoff",
+        name=folder.name,
+        trials=data["trials"],
+        table=bakeoff.table([bakeoff.Row(**r) for r in data["rows"]], data["metric"]),
+    )
     if (folder / "bakeoff.png").is_file():
         doc.images["bakeoff.png"] = (folder / "bakeoff.png").read_bytes()
         lines += ["", "![Bake-off: CV of each variant](bakeoff.png)"]
@@ -339,18 +338,17 @@ def _ablation(doc: WriteupDoc) -> list[str]:
     f = data["folds"]
     lines = [
         "",
-        f"### Ablation of {data['label']}",
-        "",
-        f"Each toggle of `{data['model']}` switched ({'every combination' if data['factorial'] else 'one at a time'}), "
-        f"seeds {', '.join(map(str, data['seeds']))}, folds `{f['name']}`"
-        + (f" (the first {f['used']} of {f['of']})" if f["used"] != f["of"] else "")
-        + ". Δ: the variant minus the base on the same (seed, fold), with a paired t interval.",
-        "",
-        "```",
-        data["command"],
-        "```",
-        "",
-        *ablate.table(data).splitlines(),
+        *_prose(
+            "ablation",
+            label=data["label"],
+            model=data["model"],
+            how="every combination" if data["factorial"] else "one at a time",
+            seeds=", ".join(map(str, data["seeds"])),
+            folds=f["name"],
+            subset=f" (the first {f['used']} of {f['of']})" if f["used"] != f["of"] else "",
+            command=data["command"],
+            table=ablate.table(data),
+        ),
     ]
     png = doc.store.root / "ablations" / data["id"] / "ablation.png"
     if png.is_file():
@@ -367,12 +365,14 @@ def _ensemble(doc: WriteupDoc) -> list[str]:
     lines = []
     for e in ensembles:
         weights = e.get("weights")
-        lines += [
-            f"### {e['label']}",
-            "",
-            f"{e['method']} of {len(e['members'])} runs, CV {e['metric']} **{_f(e['score'])}**; "
-            "the weights (or level-2 model) are fitted inside each fold, so this CV is honest.",
-        ]
+        lines += _prose(
+            "ensemble",
+            label=e["label"],
+            method=e["method"],
+            n_members=len(e["members"]),
+            metric=e["metric"],
+            score=_f(e["score"]),
+        )
         if e.get("score_insample") is not None:
             lines.append(
                 f"Fitted once on all out-of-fold predictions it scores {_f(e['score_insample'])} "
@@ -500,32 +500,28 @@ def _reproducibility(doc: WriteupDoc) -> list[str]:
         commands.setdefault(_command(doc, r, bakeoff_runs), []).append(r["label"])
     commits = sorted({str(r["environment"].get("git_commit")) for r in doc.runs})
     env = b["environment"]
-    lines = [
-        f"Data hash `{b['data']['hash']}` ({b['data']['source']}), folds `{b['folds']['name']}` "
-        f"(hash `{b['folds']['hash']}`), features `{b['features']['module']}` "
-        f"(source hash `{b['features']['source_hash']}`). The commands, from the run records "
-        "(or reconstructed from them where the run was not started from the `kfw` command):",
-        "",
-        "```",
-        *[f"# {', '.join(labels)}\n{cmd}" for cmd, labels in commands.items()],
-        "```",
-        "",
-        f"Git commit{'s' if len(commits) > 1 else ''}: "
-        + ", ".join(f"`{c}`" for c in commits)
-        + (
-            " (`-dirty`: uncommitted changes were present)."
-            if any("dirty" in c for c in commits)
-            else "."
-        ),
-        f"Python {env['python']} on {env['platform']}.",
-        "",
-        *table(["library", "version"], [[k, v] for k, v in env["versions"].items()]),
-        "",
-        "Seeds (the same command with the same seed and threads gives the same predictions):",
-        "",
-    ]
     seeds = [
         [r["label"], r.get("seed", "-"), r.get("threads", "-"), r["folds"]["scheme"]["seed"]]
         for r in doc.runs
     ]
-    return lines + table(["run", "model seed", "threads", "fold seed"], seeds, {1, 2, 3})
+    return _prose(
+        "reproducibility",
+        data_hash=b["data"]["hash"],
+        data_source=b["data"]["source"],
+        folds=b["folds"]["name"],
+        folds_hash=b["folds"]["hash"],
+        module=b["features"]["module"],
+        source_hash=b["features"]["source_hash"],
+        commands="\n".join(f"# {', '.join(labels)}\n{cmd}" for cmd, labels in commands.items()),
+        plural="s" if len(commits) > 1 else "",
+        commits=", ".join(f"`{c}`" for c in commits),
+        dirty=" (`-dirty`: uncommitted changes were present)."
+        if any("dirty" in c for c in commits)
+        else ".",
+        python=env["python"],
+        platform=env["platform"],
+        versions="\n".join(
+            table(["library", "version"], [[k, v] for k, v in env["versions"].items()])
+        ),
+        seeds="\n".join(table(["run", "model seed", "threads", "fold seed"], seeds, {1, 2, 3})),
+    )
