@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,9 @@ from kfw.cli.common import (
     kfw_home,
     with_early_stopping,
 )
+
+if TYPE_CHECKING:
+    from kfw.pipeline.context import Context
 
 
 def cv(
@@ -193,7 +196,7 @@ def audit(
         raise typer.Exit(3)
 
 
-def _adversarial(context: Any, threads: int | None) -> None:
+def _adversarial(context: Context, threads: int | None) -> None:
     """Adversarial validation: can a model tell the training rows from the test rows?
 
     With drift, each run is also scored on the training rows most like the test set (the

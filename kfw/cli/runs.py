@@ -214,24 +214,17 @@ def find_run(kfw_home: Path, key: str) -> dict[str, Any]:
         names = ", ".join(f"{p.parent.parent.name}/{p.parent.name}" for p in found[:5])
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
         raise KfwError(f"{key!r} matches {len(found)} runs: {names}{more}; give more of the id")
-    from kfw.core.runstore import upgrade
+    from kfw.core.runstore import read_record
 
-    return upgrade(json.loads(found[0].read_text()))
+    return read_record(found[0].parent)
 
 
 def best_public(kfw_home: Path, slug: str, greater_is_better: bool) -> dict[str, float]:
     """The best public leaderboard score of each run, from ``submissions/<slug>/submissions.json``."""
-    path = kfw_home / "submissions" / slug / "submissions.json"
-    if not path.is_file():
-        return {}
-    try:
-        entries = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise KfwError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise KfwError(f"{path}: expected a JSON list of submission entries")
+    from kfw.kaggle.leaderboard import SubmissionStore
+
     best: dict[str, float] = {}
-    for e in entries:
+    for e in SubmissionStore(kfw_home, slug).entries():
         try:
             score = float(e["public"])  # the Kaggle API reports scores as strings
         except (KeyError, TypeError, ValueError):

@@ -3,7 +3,7 @@
 ``y_pred`` is, per task: ``binary`` a 1-D array of P(class 1); ``multiclass`` an ``(n, K)`` array
 of class probabilities; ``regression`` a 1-D array of values. Label metrics derive labels
 themselves (binary ``p >= 0.5``, multiclass ``argmax`` with ties to the lowest class). Each metric
-matches its scikit-learn twin (checked in ``tests/kfw/test_metrics.py``); scikit-learn is not
+matches its scikit-learn twin (checked in ``tests/kfw/core/test_metrics.py``); scikit-learn is not
 imported here so that ``import kfw.core.metrics`` stays light.
 """
 

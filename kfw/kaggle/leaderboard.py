@@ -113,9 +113,9 @@ class SubmissionStore:
         try:
             entries = json.loads(self.path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise DataError(f"{self.path} is not valid JSON: {exc}") from None
+            raise DataError(f"{self.path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise DataError(f"{self.path} is not a list of submission entries")
+            raise DataError(f"{self.path}: expected a JSON list of submission entries")
         return entries
 
     def save(self, entries: list[dict[str, Any]]) -> None:

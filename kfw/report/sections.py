@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kfw.errors import KfwError
 from kfw.progress import Callback
 
 if TYPE_CHECKING:
     pass
 
 from kfw.core.metrics import average_ranks
+from kfw.kaggle.leaderboard import SubmissionStore
 from kfw.markdown import render
 from kfw.pipeline.design import load_feature_module
 from kfw.report.doc import (
@@ -394,16 +394,8 @@ def _ensemble(doc: WriteupDoc) -> list[str]:
 
 
 def _read_submissions(doc: WriteupDoc) -> list[dict[str, Any]] | None:
-    path = doc.home / "submissions" / doc.spec.slug / "submissions.json"
-    if not path.is_file():
-        return None
-    try:
-        entries = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise KfwError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise KfwError(f"{path}: expected a JSON list of submission entries")
-    return entries
+    store = SubmissionStore(doc.home, doc.spec.slug)
+    return store.entries() if store.path.is_file() else None
 
 
 def rank_correlation(a: Any, b: Any) -> float:

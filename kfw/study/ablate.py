@@ -42,6 +42,7 @@ from kfw.core.folds import Folds, Split
 from kfw.core.registry import make_estimator
 from kfw.core.runstore import config_key
 from kfw.errors import ConfigError
+from kfw.pipeline.context import Context
 from kfw.pipeline.runs import estimator_params, run_model
 from kfw.progress import NULL, Callback
 from kfw.threads import default_threads
@@ -292,7 +293,7 @@ def resolve(
 
 
 def ablate(
-    ctx: Any,
+    ctx: Context,
     model: str,
     toggles: list[str],
     *,

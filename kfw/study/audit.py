@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -24,11 +24,9 @@ from kfw.core.cv import TRANSFORMS, cross_validate
 from kfw.core.folds import Folds
 from kfw.core.metrics import Metric, get_metric
 from kfw.core.registry import make_estimator
+from kfw.pipeline.context import Context
 from kfw.progress import NULL, Callback
 from kfw.threads import default_threads
-
-if TYPE_CHECKING:
-    from kfw.pipeline.context import Context
 
 TOLERANCE = 0.05
 

@@ -23,6 +23,7 @@ from typing import Any
 from kfw.core.config import ModelSpec
 from kfw.core.metrics import get_metric
 from kfw.ensemble.stack import run_stack
+from kfw.pipeline.context import Context
 from kfw.pipeline.runs import run_model
 from kfw.progress import NULL, Callback
 from kfw.study.tune import tune
@@ -66,7 +67,7 @@ def _row(
 
 
 def bakeoff(
-    ctx: Any,
+    ctx: Context,
     trials: int = 20,
     models: tuple[str, ...] | None = None,
     seed: int | None = None,

@@ -38,6 +38,7 @@ from kfw.core.cv import cross_validate
 from kfw.core.metrics import get_metric
 from kfw.core.registry import make_estimator, search_space
 from kfw.errors import ConfigError, KfwError
+from kfw.pipeline.context import Context
 from kfw.pipeline.tuned import save_tuned, tune_dir
 from kfw.progress import NULL, Callback
 from kfw.threads import default_threads
@@ -137,7 +138,7 @@ def nested_estimate(
 
 
 def tune(
-    ctx: Any,
+    ctx: Context,
     model: str,
     n_trials: int,
     *,

@@ -204,7 +204,7 @@ def test_an_unknown_toggle_is_one_line_and_writes_nothing(pixels: Path, capsys):
 
 
 def test_ablation_runs_share_a_wandb_group(pixels: Path, tmp_path: Path):
-    from tests.kfw.test_wandb_mirror import _env, read_back
+    from tests.kfw.pipeline.test_mirror import _env, read_back
 
     env = _env(tmp_path, WANDB_MODE="offline")
     kfw(pixels, *ABLATE[:-1], "1", "--folds", "2", *SMALL, env=env)

@@ -447,7 +447,7 @@ def test_the_store_is_written_atomically_and_read_back(tmp_path: Path) -> None:
     assert store.entries() == entries
     assert [p.name for p in store.path.parent.iterdir()] == ["submissions.json"]
     store.path.write_text("[{")
-    with pytest.raises(DataError, match=r"submissions\.json is not valid JSON"):
+    with pytest.raises(DataError, match=r"submissions\.json: not valid JSON"):
         store.entries()
 
 

@@ -13,8 +13,9 @@ import pytest
 from kfw.errors import DataError
 from kfw.kaggle import opendata
 from kfw.kaggle.opendata import OPEN_COPIES, build_open_copy
+from tests.conftest import SHARED
 
-KAGGLE_DIR = Path(__file__).resolve().parents[3] / "shared" / "kaggle"
+KAGGLE_DIR = SHARED / "kaggle"
 KAGGLE_ZIPS = {
     "titanic": "titanic.zip",
     "house-prices": "house-prices-advanced-regression-techniques.zip",

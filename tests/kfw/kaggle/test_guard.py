@@ -19,7 +19,7 @@ import pytest
 
 from kfw.cli import main
 from kfw.core.config import builtin_competitions_dir, load_competition
-from tests.kfw.test_ablate import pixels_competition
+from tests.kfw.study.test_ablate import pixels_competition
 
 SLUG = "digit-recognizer"
 
