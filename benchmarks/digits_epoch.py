@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from kfw.dl.augment import Augment
 from kfw.dl.device import resolve_device
-from kfw.dl.estimator import PREDICT_BATCH, TorchClassifier, _lr_factor
+from kfw.dl.estimator import PREDICT_BATCH, TorchClassifier, lr_factor
 from models.torch_nets import ResNet
 
 TARGET_RATIO = 1.10
@@ -110,7 +110,7 @@ def plain(X, y, params, device, threads, epochs, seed):
     batch = params["batch_size"]
     steps = len(Xt) // batch + (1 if len(Xt) % batch > 1 else 0)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, _lr_factor(params["schedule"], steps * epochs, params.get("warmup", 0.2))
+        opt, lr_factor(params["schedule"], steps * epochs, params.get("warmup", 0.2))
     )
     aug = Augment(params["shift"], params["rotate"], params["zoom"], params.get("cutout", 0))
     order_gen = torch.Generator().manual_seed(seed)

@@ -128,7 +128,7 @@ def _cpu_settings(threads: int, deterministic: bool) -> Iterator[None]:
         torch.use_deterministic_algorithms(before[1])
 
 
-def _lr_factor(schedule: str, total: int, warmup: float) -> Callable[[int], float]:
+def lr_factor(schedule: str, total: int, warmup: float) -> Callable[[int], float]:
     """The learning rate at step ``t`` (0-based) as a fraction of ``lr``.
 
     ``onecycle`` is the learning-rate curve of Smith & Topin's OneCycle (torch's
@@ -352,7 +352,7 @@ class _TorchModel(BaseEstimator):
         return torch.optim.AdamW(groups, lr=self.lr)
 
     def _scheduler(self, opt: torch.optim.Optimizer, total: int) -> Any:
-        return torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(self.schedule, total, self.warmup))
+        return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(self.schedule, total, self.warmup))
 
     def _train(
         self,

@@ -320,7 +320,7 @@ def _staging(kfw_home: Path, slug: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{slug}.staging-", dir=root))
 
 
-def _extract(archive: Path, wanted: list[str], staged: Path) -> None:
+def extract_archive(archive: Path, wanted: list[str], staged: Path) -> None:
     """Pull the wanted files out of a Kaggle zip (top level, a sub-folder, or nested zips)."""
     try:
         zf = zipfile.ZipFile(archive)
@@ -334,7 +334,7 @@ def _extract(archive: Path, wanted: list[str], staged: Path) -> None:
             elif f"{name}.zip" in members:  # some competitions zip each file again
                 inner = staged / f"{name}.zip"
                 _copy_member(zf, archive, members[f"{name}.zip"], inner)
-                _extract(inner, [name], staged)
+                extract_archive(inner, [name], staged)
                 inner.unlink()
 
 
@@ -364,7 +364,7 @@ def import_data(spec: Competition, kfw_home: Path, path: Path) -> Path:
                 if (path / name).is_file():
                     shutil.copy2(path / name, staged / name)
         else:
-            _extract(path, [*required, *f.extra], staged)
+            extract_archive(path, [*required, *f.extra], staged)
         absent = [n for n in required if not (staged / n).is_file()]
         if absent:
             raise DataError(f"{path}: {absent[0]} is missing (expected {', '.join(required)})")

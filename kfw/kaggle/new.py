@@ -26,7 +26,7 @@ import numpy as np
 from kfw.core.config import load_competition
 from kfw.core.metrics import METRICS, check_metric_task, get_metric
 from kfw.errors import ConfigError, DataError
-from kfw.kaggle.data import _extract, import_data, read_csv
+from kfw.kaggle.data import extract_archive, import_data, read_csv
 from kfw.progress import NULL, Callback
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def read_files(path: Path, files: dict[str, str]) -> dict[str, pd.DataFrame]:
         if path.is_dir():
             folder = path
         else:
-            _extract(path, list(files.values()), tmp)
+            extract_archive(path, list(files.values()), tmp)
             folder = tmp
         return {role: read_csv(folder / name) for role, name in files.items()}
     finally:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 from kfw.report.doc import TOP_FEATURES, WriteupDoc, figure, image, table
 
 
-def _diagnostics(doc: WriteupDoc) -> list[str]:
+def diagnostics(doc: WriteupDoc) -> list[str]:
     b = doc.best
     frame = doc.store.frame(b["id"], "oof.parquet")
     folds = frame[[c for c in frame.columns if c.startswith("fold_")]].to_numpy()
@@ -124,7 +124,7 @@ def _classification(doc: WriteupDoc, frame: pd.DataFrame, pred: np.ndarray) -> l
     ]
 
 
-def _importance(doc: WriteupDoc) -> list[str]:
+def importance(doc: WriteupDoc) -> list[str]:
     run = next(
         (r for r in doc.runs if (doc.store.root / r["id"] / "importance.csv").is_file()), None
     )
@@ -132,8 +132,8 @@ def _importance(doc: WriteupDoc) -> list[str]:
         return ["No run on the current data recorded feature importances."]
     import pandas as pd
 
-    importance = pd.read_csv(doc.store.root / run["id"] / "importance.csv", index_col=0)
-    imp, fits = importance["mean"], importance.shape[1] - 1
+    frame = pd.read_csv(doc.store.root / run["id"] / "importance.csv", index_col=0)
+    imp, fits = frame["mean"], frame.shape[1] - 1
     top = imp.sort_values(ascending=False).head(TOP_FEATURES)
     fig, ax = figure(7, 0.3 * len(top) + 1.2)
     ax.barh(range(len(top))[::-1], top.to_numpy(), color="#3d7ab8")

@@ -45,7 +45,7 @@ def _prose(template: str, **values: Any) -> list[str]:
 # the sections, in order; each returns markdown lines
 
 
-def _summary(doc: WriteupDoc) -> list[str]:
+def summary(doc: WriteupDoc) -> list[str]:
     b, spec = doc.best, doc.spec
     lines = [
         (f"{spec.description} " if spec.description else "")
@@ -69,7 +69,7 @@ def _summary(doc: WriteupDoc) -> list[str]:
     return lines
 
 
-def _task_and_data(doc: WriteupDoc) -> list[str]:
+def task_and_data(doc: WriteupDoc) -> list[str]:
     spec, b = doc.spec, doc.best
     source = b["data"]["source"] if doc.dataset is None else doc.dataset.source
     lines = [
@@ -165,7 +165,7 @@ def scheme_reason(scheme: dict[str, Any], task: str) -> str:
     }[kind]
 
 
-def _validation(
+def validation(
     doc: WriteupDoc, adversarial: bool, threads: int | None, callback: Callback
 ) -> list[str]:
     b = doc.best
@@ -219,7 +219,7 @@ def _validation(
     )
 
 
-def _features(doc: WriteupDoc) -> list[str]:
+def features(doc: WriteupDoc) -> list[str]:
 
     f = doc.best["features"]
     lines = [f"Feature module `{f['module']}` (source hash `{f['source_hash']}`)."]
@@ -253,7 +253,7 @@ def _fold_key(f: dict[str, Any], repeats: bool) -> str:
     return f"r{f['repeat']} f{f['fold']}" if repeats else str(f["fold"])
 
 
-def _models(doc: WriteupDoc) -> list[str]:
+def models(doc: WriteupDoc) -> list[str]:
     metric = doc.best["metric"]
     rows = []
     for r in doc.runs:
@@ -308,7 +308,7 @@ def _latest_bakeoff(doc: WriteupDoc) -> Path | None:
     return found[-1].parent if found else None
 
 
-def _bakeoff(doc: WriteupDoc) -> list[str]:
+def bakeoff_section(doc: WriteupDoc) -> list[str]:
 
     folder = _latest_bakeoff(doc)
     if folder is None:
@@ -326,7 +326,7 @@ def _bakeoff(doc: WriteupDoc) -> list[str]:
     return lines
 
 
-def _ablation(doc: WriteupDoc) -> list[str]:
+def ablation_section(doc: WriteupDoc) -> list[str]:
     """The latest ``kfw ablate`` table and chart, as a subsection; nothing when there is none."""
 
     found = [
@@ -357,7 +357,7 @@ def _ablation(doc: WriteupDoc) -> list[str]:
     return lines
 
 
-def _ensemble(doc: WriteupDoc) -> list[str]:
+def ensemble(doc: WriteupDoc) -> list[str]:
     ensembles = [r for r in doc.runs if r["kind"] == "ensemble"]
     if not ensembles:
         return ["No ensemble on the current data (a roster of one, or `--no-blend`)."]
@@ -407,7 +407,7 @@ def rank_correlation(a: Any, b: Any) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def _leaderboard(doc: WriteupDoc) -> list[str]:
+def leaderboard(doc: WriteupDoc) -> list[str]:
     subs = _read_submissions(doc)
     if subs is None:
         return [f"No submissions yet (`kfw submit {doc.spec.slug}` records them)."]
@@ -481,7 +481,7 @@ def _command(doc: WriteupDoc, r: dict[str, Any], bakeoff_runs: dict[str, Any]) -
     return f"{cmd}  # reconstructed"
 
 
-def _reproducibility(doc: WriteupDoc) -> list[str]:
+def reproducibility(doc: WriteupDoc) -> list[str]:
     b = doc.best
     bakeoff_runs = {}
     for path in (doc.store.root / "bakeoffs").glob("*/bakeoff.json"):

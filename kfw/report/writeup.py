@@ -24,21 +24,21 @@ from kfw.kaggle.data import data_dir, has_data, read_dataset
 from kfw.markdown import markdown_to_html, to_html
 from kfw.pipeline.design import build_design
 from kfw.progress import NULL, Callback
-from kfw.report.diagnostics import _diagnostics, _importance
+from kfw.report.diagnostics import diagnostics, importance
 from kfw.report.doc import SECTIONS, Writeup, WriteupDoc
 from kfw.report.sections import (
-    _ablation,
-    _bakeoff,
-    _ensemble,
-    _features,
-    _leaderboard,
-    _models,
-    _reproducibility,
-    _summary,
-    _task_and_data,
-    _validation,
+    ablation_section,
+    bakeoff_section,
+    ensemble,
+    features,
+    leaderboard,
+    models,
     rank_correlation,
+    reproducibility,
     scheme_reason,
+    summary,
+    task_and_data,
+    validation,
 )
 
 __all__ = [
@@ -97,17 +97,17 @@ def write_writeup(
         spec, kfw_home, store, best_first(list(latest.values())), records, dataset, design
     )
     parts = [
-        _summary,
-        _task_and_data,
-        lambda d: _validation(d, adversarial, threads, callback),
-        _features,
-        _models,
-        lambda d: _bakeoff(d) + _ablation(d),
-        _ensemble,
-        _leaderboard,
-        _diagnostics,
-        _importance,
-        _reproducibility,
+        summary,
+        task_and_data,
+        lambda d: validation(d, adversarial, threads, callback),
+        features,
+        models,
+        lambda d: bakeoff_section(d) + ablation_section(d),
+        ensemble,
+        leaderboard,
+        diagnostics,
+        importance,
+        reproducibility,
     ]
     lines = [f"# {spec.title}: write-up", ""]
     for title, part in zip(SECTIONS, parts, strict=True):
