@@ -307,6 +307,10 @@ def infer(
     )
 
 
+# below this many training rows a single 5-fold split is noisy: repeat it
+SMALL = 5_000
+
+
 def _fold_scheme(train, test, roles, task, say) -> dict[str, Any]:
     import pandas as pd
 
@@ -325,11 +329,17 @@ def _fold_scheme(train, test, roles, task, say) -> dict[str, Any]:
                 say(f"folds: time split on {col} (test starts after train ends)")
                 return {"scheme": "time", "n_splits": 5, "time": col}
     scheme = "stratified"
+    repeats = 3 if len(train) < SMALL else 1
     say(
         "folds: stratified 5-fold"
         + (" on 10 quantile bins of the target" if task == "regression" else "")
+        + (
+            f", repeated {repeats} times ({len(train):,} rows: one split's CV moves with its seed)"
+            if repeats > 1
+            else ""
+        )
     )
-    return {"scheme": scheme, "n_splits": 5, "seed": 42}
+    return {"scheme": scheme, "n_splits": 5, "seed": 42, "n_repeats": repeats}
 
 
 def slug_ok(slug: str) -> None:

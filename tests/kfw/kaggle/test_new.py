@@ -74,7 +74,7 @@ def test_decisions_are_printed_one_per_line_and_roles_inferred(home, tmp_path):
         "target: approved",
         "task: binary",
         "metric: roc_auc",
-        "folds: stratified",
+        "folds: stratified 5-fold, repeated 3 times (300 rows: one split's CV moves with its seed)",
     ):
         assert line in out
     features = (home / "competitions" / "loans" / "features.py").read_text()
