@@ -191,13 +191,27 @@ def fit_scores(
     -------
     dict
         ``(repeat, fold) -> score``.
+
+    Raises
+    ------
+    NoiseError
+        When the metric is undefined on a fit's rows alone (ROC-AUC on a fold of one class):
+        without per-fit scores there is no standard error to compare runs with.
     """
     out = {}
     for r in range(assignment.shape[1]):
         for k in np.unique(assignment[:, r]):
             if k < 0:
                 continue
-            out[(r, int(k))] = score_rows(metric, y, pred, np.flatnonzero(assignment[:, r] == k))
+            rows = np.flatnonzero(assignment[:, r] == k)
+            try:
+                out[(r, int(k))] = score_rows(metric, y, pred, rows)
+            except ValueError as exc:
+                name = getattr(metric, "name", "the metric")
+                raise NoiseError(
+                    f"{name} is undefined on fold {k} of repeat {r} alone ({exc}), so its runs "
+                    "have no standard error to be compared by: choose one with --run"
+                ) from None
     return out
 
 

@@ -146,3 +146,11 @@ def test_compare_orients_the_difference_as_run_minus_best_for_losses_too():
     best, other = compare([b, a], lambda r: r["per_fit"], 712, 179)
     assert best.record is a and other.difference.mean == pytest.approx(0.02)
     assert other.difference.low > 0 and not other.indistinguishable
+
+
+def test_a_metric_undefined_on_a_fold_alone_has_no_standard_error():
+    y = np.array([0, 0, 0, 1, 1, 0])  # fold 0 holds one class: its ROC-AUC is undefined
+    pred = np.linspace(0.1, 0.9, 6)
+    assignment = np.array([[0], [0], [0], [1], [1], [1]])
+    with pytest.raises(NoiseError, match=r"roc_auc is undefined on fold 0 of repeat 0 alone"):
+        fit_scores(get_metric("roc_auc"), y, pred, assignment)
