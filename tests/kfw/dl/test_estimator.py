@@ -18,7 +18,7 @@ from kfw.core.runstore import PartialFolds
 from kfw.dl.estimator import (
     TorchClassifier,
     TorchRegressor,
-    _lr_factor,
+    lr_factor,
     load_checkpoint,
     net_factory,
     save_checkpoint,
@@ -151,16 +151,16 @@ def test_each_optimiser_and_schedule_learns(digits, optimizer, schedule):
 
 
 def test_cosine_schedule_warms_up_linearly_then_anneals():
-    f = _lr_factor("cosine", total=100, warmup=0.1)
+    f = lr_factor("cosine", total=100, warmup=0.1)
     assert [f(t) for t in range(3)] == pytest.approx([0.1, 0.2, 0.3])
     assert f(9) == pytest.approx(1.0) and f(10) == pytest.approx(1.0)
     assert f(55) == pytest.approx(0.5) and f(99) < 0.001
-    assert _lr_factor("none", 100, 0.1)(50) == 1.0
-    one = _lr_factor("onecycle", total=100, warmup=0.2)
+    assert lr_factor("none", 100, 0.1)(50) == 1.0
+    one = lr_factor("onecycle", total=100, warmup=0.2)
     assert one(0) == pytest.approx(1 / 25) and one(20) == pytest.approx(1.0)
     assert one(10) == pytest.approx((1 + 1 / 25) / 2) and one(99) == pytest.approx(1 / 25e4)
     # a run of a few steps still has a schedule (torch's OneCycleLR divides by zero there)
-    short = _lr_factor("onecycle", total=4, warmup=0.2)
+    short = lr_factor("onecycle", total=4, warmup=0.2)
     assert [short(t) for t in range(4)] == pytest.approx([1 / 25, 1.0, 0.5, 1 / 25e4], abs=1e-5)
 
 
