@@ -18,8 +18,8 @@ from kfw.core.runstore import PartialFolds
 from kfw.dl.estimator import (
     TorchClassifier,
     TorchRegressor,
-    lr_factor,
     load_checkpoint,
+    lr_factor,
     net_factory,
     save_checkpoint,
 )
