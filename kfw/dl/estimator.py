@@ -25,7 +25,6 @@ import contextlib
 import copy
 import importlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from numbers import Integral, Real
@@ -40,9 +39,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from kfw.dl.augment import TTA_SHIFTS, Augment, shift
+from kfw.dl.checkpoint import load_state
 from kfw.dl.device import resolve_device
 from kfw.errors import ConfigError, KfwError
 from kfw.progress import NULL, Callback
+from kfw.threads import default_threads
 
 # short names of the networks of models/torch_nets.py (imported on first use)
 NETS = {
@@ -53,13 +54,6 @@ NETS = {
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "none")
 PREDICT_BATCH = 1024
-
-
-def default_threads() -> int:
-    """The cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def net_factory(module: str | Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -74,44 +68,6 @@ def net_factory(module: str | Callable[..., nn.Module]) -> Callable[..., nn.Modu
         return getattr(importlib.import_module(where), name)
     except (ImportError, AttributeError):
         raise ConfigError(f"network {module!r}: cannot import {path}") from None
-
-
-def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
-    """Load a state dict saved with :func:`save_checkpoint` into ``module``, or say why not."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise KfwError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # torch raises several types for a file that is no checkpoint
-        raise KfwError(f"{path}: not a torch checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict):
-        raise KfwError(f"{path}: not a state dict of a network")
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    resized = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or resized:
-        parts = [
-            f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-            for what, keys in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("resized", resized),
-            )
-            if keys
-        ]
-        raise KfwError(
-            f"{path}: checkpoint is of another architecture than {type(module).__name__} "
-            f"({'; '.join(parts)})"
-        )
-    module.load_state_dict(state)
-
-
-def save_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
-    """The module's state dict, on the CPU, written to a temp file and renamed into place."""
-    tmp = f"{os.fspath(path)}.tmp"
-    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, tmp)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -373,7 +329,7 @@ class _TorchModel(BaseEstimator):
             **dict(self.module_params or {}),
         )
         if self.init_from:
-            load_checkpoint(module, self.init_from)
+            load_state(module, self.init_from)
         module = module.to(dev)
         if self._channels_last(dev):
             module = module.to(memory_format=torch.channels_last)
@@ -528,7 +484,7 @@ class TorchClassifier(ClassifierMixin, _TorchModel):
     n_jobs : int, optional
         CPU threads (default: every core this process may use).
     init_from : str, optional
-        A checkpoint (:func:`save_checkpoint`) the network starts from.
+        A checkpoint (:func:`kfw.dl.checkpoint.save_state`) the network starts from.
     random_state : int
         Seeds weights, shuffling, dropout and augmentation.
 

@@ -185,7 +185,7 @@ def test_bad_files_are_refused_in_one_line(home, capsys, names, edit, message):
 def test_a_missing_gpu_a_wrong_size_and_a_foreign_checkpoint_are_refused(home, capsys, monkeypatch):
     import torch
 
-    from kfw.dl.estimator import save_checkpoint
+    from kfw.dl.checkpoint import save_state
     from models.torch_nets import LeNet
 
     _pixels_competition(home)
@@ -197,7 +197,7 @@ def test_a_missing_gpu_a_wrong_size_and_a_foreign_checkpoint_are_refused(home, c
     line = _cv_error(capsys, *base, "--param", "input_shape=[1, 28, 28]")
     assert "images of the wrong size: input_shape 1x28x28 needs 784 values" in line
     foreign = home / "lenet.pt"
-    save_checkpoint(LeNet((1, 8, 8), 10), foreign)
+    save_state(LeNet((1, 8, 8), 10), foreign)
     line = _cv_error(capsys, *base, "--param", f'init_from="{foreign}"')
     assert "lenet.pt: checkpoint is of another architecture than ResNet" in line
     _no_run(home)

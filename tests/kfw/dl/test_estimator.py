@@ -15,14 +15,8 @@ from kfw.core.cv import FoldStore, cross_validate
 from kfw.core.folds import Folds, FoldScheme, assign_folds
 from kfw.core.metrics import get_metric
 from kfw.core.runstore import PartialFolds
-from kfw.dl.estimator import (
-    TorchClassifier,
-    TorchRegressor,
-    load_checkpoint,
-    lr_factor,
-    net_factory,
-    save_checkpoint,
-)
+from kfw.dl.checkpoint import load_state, save_state
+from kfw.dl.estimator import TorchClassifier, TorchRegressor, lr_factor, net_factory
 from kfw.errors import ConfigError, KfwError
 from kfw.progress import Callback
 
@@ -220,11 +214,11 @@ def test_checkpoints_load_into_the_same_network_only(tmp_path, digits):
     X, y = digits
     model = TorchClassifier(**SMALL).fit(X[:300], y[:300])
     path = tmp_path / "mlp.pt"
-    save_checkpoint(model.module_, path)
-    assert not (tmp_path / "mlp.pt.tmp").exists()
+    save_state(model.module_, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["mlp.pt"]  # no temporary file left
     # a fresh network of the same architecture takes the weights exactly
     twin = net_factory("mlp")(input_shape=(64,), n_outputs=10, hidden_layer_sizes=(32,))
-    load_checkpoint(twin, path)
+    load_state(twin, path)
     for (k, a), b in zip(
         twin.state_dict().items(), model.module_.state_dict().values(), strict=True
     ):
