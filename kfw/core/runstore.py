@@ -34,7 +34,7 @@ import numpy as np
 
 from kfw.core.cv import FoldResult, FoldStore
 from kfw.errors import KfwError
-from kfw.files import dumps, write_bytes, write_text
+from kfw.files import dumps, replace_dir, write_bytes, write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -300,7 +300,7 @@ class RunStore:
                 else:
                     content.to_csv(target, index=name == "importance.csv", lineterminator="\n")
             (staging / "run.json").write_text(dumps(record))
-            os.replace(staging, self.root / run_id)
+            replace_dir(staging, self.root / run_id)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return self.root / run_id
