@@ -217,44 +217,35 @@ _open_study(optuna, storage=storage_url(sys.argv[1]), study_name="together")
 """
 
 
-def test_workers_that_open_a_fresh_database_together_all_get_the_study(postgres):
-    # On a fresh database every worker creates Optuna's schema; without the retry the losers
-    # of PostgreSQL's catalog race die with a unique violation on pg_type (CI, stop 15).
-    start = f"{time.time() + 4:.3f}"
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _OPEN_AT, postgres, start],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(6)
-    ]
-    outputs = [w.communicate(timeout=120) for w in workers]
-    for w, (_, err) in zip(workers, outputs, strict=True):
-        assert w.returncode == 0, err[-2000:]
-    summaries = optuna.get_all_study_summaries(storage=storage_url(postgres))
-    assert [s.study_name for s in summaries] == ["together"]
-
-
-def test_workers_that_open_a_fresh_sqlite_file_together_all_get_the_study(tmp_path):
-    # two `kfw tune` of one competition on the default SQLite storage, started together: the
-    # loser died with "table alembic_version already exists" (found tuning house-prices)
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    start = f"{time.time() + 3:.3f}"
-    workers = [
+def _open_together(url: str, workers: int, delay: float) -> None:
+    """``workers`` processes open the study at ``url`` at the same instant; each must succeed."""
+    start = f"{time.time() + delay:.3f}"
+    procs = [
         subprocess.Popen(
             [sys.executable, "-c", _OPEN_AT, url, start],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(4)
+        for _ in range(workers)
     ]
-    outputs = [w.communicate(timeout=120) for w in workers]
-    for w, (_, err) in zip(workers, outputs, strict=True):
-        assert w.returncode == 0, err[-2000:]
-    assert [s.study_name for s in optuna.get_all_study_summaries(storage=url)] == ["together"]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    summaries = optuna.get_all_study_summaries(storage=storage_url(url))
+    assert [s.study_name for s in summaries] == ["together"]
+
+
+def test_workers_that_open_a_fresh_database_together_all_get_the_study(postgres):
+    # On a fresh database every worker creates Optuna's schema; without the retry the losers
+    # of PostgreSQL's catalog race die with a unique violation on pg_type (CI, stop 15).
+    _open_together(postgres, workers=6, delay=4)
+
+
+def test_workers_that_open_a_fresh_sqlite_file_together_all_get_the_study(tmp_path):
+    # two `kfw tune` of one competition on the default SQLite storage, started together: the
+    # loser died with "table alembic_version already exists" (found tuning house-prices)
+    _open_together(f"sqlite:///{tmp_path / 'optuna.db'}", workers=4, delay=3)
 
 
 def test_a_storage_error_that_is_no_race_is_raised_at_once(monkeypatch):
