@@ -70,15 +70,20 @@ class SpyModel(ClassifierMixin, BaseEstimator):
         return np.full((len(X), 2), 0.5)
 
 
-def test_features_and_model_never_see_the_scored_part_early_stopping_included():
+def _spied(model=None, **kwargs):
+    """The fold loop over generated rows keyed by a ``row`` column, the spies reset first."""
     X, y = _data()
     X["row"] = np.arange(len(X))
     folds = _folds(len(X))
     SpyFeatures.fitted_on, SpyModel.seen = [], []
     result = cross_validate(
-        SpyModel(), X, y, folds, metric=get_metric("log_loss"), task="binary",
-        features=SpyFeatures(),
-    )  # fmt: skip
+        model or SpyModel(), X, y, folds, metric=get_metric("log_loss"), task="binary", **kwargs
+    )
+    return folds, result
+
+
+def test_features_and_model_never_see_the_scored_part_early_stopping_included():
+    folds, result = _spied(features=SpyFeatures())
     # per fold: the inner fit (features too) on the inner training rows, watching the inner
     # validation rows; then the refit on the whole training part, watching nothing
     assert len(SpyModel.seen) == len(SpyFeatures.fitted_on) == 2 * folds.n_fits
@@ -94,28 +99,14 @@ def test_features_and_model_never_see_the_scored_part_early_stopping_included():
 
 
 def test_stopping_on_the_scored_fold_is_explicit_and_labelled():
-    X, y = _data()
-    X["row"] = np.arange(len(X))
-    folds = _folds(len(X))
-    SpyModel.seen = []
-    result = cross_validate(
-        SpyModel(), X, y, folds, metric=get_metric("log_loss"), task="binary",
-        early_stopping=EarlyStopping(mode="scored-fold"),
-    )  # fmt: skip
+    folds, result = _spied(early_stopping=EarlyStopping(mode="scored-fold"))
     for split, (trained, watched) in zip(folds.splits(), SpyModel.seen, strict=True):
         assert trained == set(split.train.tolist()) and watched == set(split.valid.tolist())
     assert result.early_stopping == "scored-fold"
 
 
 def test_inner_split_without_refit_predicts_with_the_inner_model():
-    X, y = _data()
-    X["row"] = np.arange(len(X))
-    folds = _folds(len(X))
-    SpyModel.seen = []
-    result = cross_validate(
-        SpyModel(), X, y, folds, metric=get_metric("log_loss"), task="binary",
-        early_stopping=EarlyStopping(refit=False, fraction=0.3),
-    )  # fmt: skip
+    folds, result = _spied(early_stopping=EarlyStopping(refit=False, fraction=0.3))
     assert len(SpyModel.seen) == folds.n_fits
     for split, (inner, held) in zip(folds.splits(), SpyModel.seen, strict=True):
         assert inner | held == set(split.train.tolist())
@@ -124,14 +115,9 @@ def test_inner_split_without_refit_predicts_with_the_inner_model():
 
 
 def test_train_mask_filters_training_parts_only():
-    X, y = _data()
-    X["row"] = np.arange(len(X))
-    folds = _folds(len(X))
-    SpyModel.seen = []
-    result = cross_validate(
-        SpyModel(stopping=False), X, y, folds, metric=get_metric("log_loss"), task="binary",
-        train_mask=lambda Xt, yt: (Xt["row"] % 2 == 0).to_numpy(),
-    )  # fmt: skip
+    folds, result = _spied(
+        SpyModel(stopping=False), train_mask=lambda Xt, yt: (Xt["row"] % 2 == 0).to_numpy()
+    )
     for split, (trained, watched) in zip(folds.splits(), SpyModel.seen, strict=True):
         assert trained == {r for r in split.train.tolist() if r % 2 == 0}
         assert watched is None
