@@ -50,11 +50,43 @@ def default_storage(kfw_home: Path, slug: str) -> str:
     return f"sqlite:///{path}"
 
 
-def storage_url(url: str) -> str:
-    """Optuna (SQLAlchemy) URL: a bare ``postgresql://`` gets the psycopg2 driver."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+def check_storage(url: str) -> str:
+    """``url`` unchanged, once SQLAlchemy can parse it and its driver is installed.
+
+    The URL means what SQLAlchemy's docs say: a bare ``postgresql://`` is psycopg 3 (the
+    driver kfw ships), so the same URL works in ``optuna-dashboard`` and Optuna's own CLI.
+    Nothing is connected to here; an unreachable server is reported when the study opens.
+    """
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("postgres://"):  # Heroku's spelling, which SQLAlchemy refuses
+        raise ConfigError(
+            f"--storage {_safe_url(url)!r}: SQLAlchemy says postgresql://; write that"
+        )
+    try:
+        dialect = make_url(url).get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError as exc:
+        raise ConfigError(f"--storage {_safe_url(url)!r}: {exc}") from None
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigError(
+            f"--storage {_safe_url(url)!r} is not a database URL "
+            "(sqlite:///path.db, postgresql://user@host:port/db)"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(
+            f"--storage {_safe_url(url)!r} needs a driver that is not installed: {exc}"
+        ) from None
     return url
+
+
+def check_tunable(spec: Any, model: str) -> None:
+    """``model`` (a roster label or a registered name) builds and has a search space."""
+    member = spec.model(model)
+    make_estimator(member.name, spec.task, member.params)
+    search_space(model)
 
 
 class _Pruning(Callback):
@@ -171,7 +203,7 @@ def tune(
     base = dict(spec.model(model).params if base_params is None else base_params)
     seed = spec.seed if seed is None else seed
     threads = threads or default_threads()
-    url = storage_url(storage) if storage else default_storage(ctx.home, spec.slug)
+    url = check_storage(storage) if storage else default_storage(ctx.home, spec.slug)
     name = study_name or f"{spec.slug}-{model}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # each worker samples with its own seed, or two workers would propose the same trials
@@ -269,7 +301,7 @@ def _lost_race(exc: BaseException) -> bool:
     if type(exc).__name__ == "DuplicatedStudyError":
         return True
     orig = getattr(exc, "orig", None)
-    if getattr(orig, "pgcode", None) in _SCHEMA_RACE:
+    if getattr(orig, "sqlstate", None) in _SCHEMA_RACE:  # psycopg 3's error code
         return True
     text = str(orig or "")
     return type(orig).__module__ == "sqlite3" and any(

@@ -21,7 +21,7 @@ from kfw.cli.app import app
 from kfw.core.config import load_competition
 from kfw.pipeline.context import prepare
 from kfw.progress import Callback
-from kfw.study.tune import _open_study, _Pruning, _safe_url, nested_estimate, storage_url, tune
+from kfw.study.tune import _open_study, _Pruning, _safe_url, check_storage, nested_estimate, tune
 from tests.conftest import in_ci
 from tests.postgres import PostgresUnavailable, postgres_server
 from tests.synth import make_competition
@@ -135,12 +135,35 @@ def test_pruning_reports_the_running_mean_and_prunes():
     assert inner.logs == [({"epoch": 1, "train_loss": 0.5}, 1)] and inner.folds == 2
 
 
-def test_storage_urls():
-    assert storage_url("postgresql://u@h:5/db") == "postgresql+psycopg2://u@h:5/db"
-    assert storage_url("sqlite:///x.db") == "sqlite:///x.db"
-    assert (
-        _safe_url("postgresql+psycopg2://user:secret@h:5/db") == "postgresql+psycopg2://user@h:5/db"
-    )
+def test_storage_urls_are_passed_on_as_the_user_wrote_them():
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, the driver kfw ships: no rewrite
+    assert check_storage("postgresql://u@h:5/db") == "postgresql://u@h:5/db"
+    assert check_storage("sqlite:///x.db") == "sqlite:///x.db"
+    assert _safe_url("postgresql://user:secret@h:5/db") == "postgresql://user@h:5/db"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("not a url", "is not a database URL"),
+        ("postgres://u@h/db", "SQLAlchemy says postgresql://; write that"),
+        ("postgresql+psycopg2://u:pw@h/db", "needs a driver that is not installed"),
+        ("nosuchdb://h/db", "nosuchdb"),
+    ],
+)
+def test_a_bad_storage_url_fails_before_anything_is_written(home, url, says):
+    _context(home)
+    before = sorted(p.relative_to(home) for p in home.rglob("*"))
+    env = {**os.environ, "KFW_HOME": str(home)}
+    done = subprocess.run(
+        [KFW, "tune", "synth", "--model", "ridge", "--trials", "1", "--storage", url],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kfw: error: --storage") and says in lines[0]
+    assert "pw" not in done.stderr
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == before  # no data, no folds
 
 
 def test_unreachable_storage_is_one_clear_line(home):
@@ -153,7 +176,7 @@ def test_unreachable_storage_is_one_clear_line(home):
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith(
-        "kfw: error: cannot open the study storage postgresql+psycopg2://kfw@127.0.0.1:9/none"
+        "kfw: error: cannot open the study storage postgresql://kfw@127.0.0.1:9/none"
     )
     assert "pw" not in done.stderr and "Traceback" not in done.stderr
 
@@ -195,7 +218,7 @@ def test_two_workers_share_one_study_over_postgresql(home, postgres):
     outputs = [w.communicate(timeout=600) for w in workers]
     for w, (_, err) in zip(workers, outputs, strict=True):
         assert w.returncode == 0, err[-2000:]
-    study = optuna.load_study(study_name="shared", storage=storage_url(postgres))
+    study = optuna.load_study(study_name="shared", storage=postgres)
     numbers = sorted(t.number for t in study.trials)
     assert numbers == list(range(12))  # the sum of both workers' trials, none lost or duplicated
     finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
@@ -203,17 +226,24 @@ def test_two_workers_share_one_study_over_postgresql(home, postgres):
     assert (
         len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 12
     )  # no trial run twice
+    # the URL kfw was given is the URL Optuna's own CLI (and optuna-dashboard) takes
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "optuna"), "studies", "--storage", postgres, "-f", "json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert [s["name"] for s in json.loads(listed.stdout)] == ["shared"]
 
 
 _OPEN_AT = """
 import sys, time
 import optuna
-from kfw.study.tune import _open_study, storage_url
+from kfw.study.tune import _open_study
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 start = float(sys.argv[2])
 while time.time() < start:
     pass
-_open_study(optuna, storage=storage_url(sys.argv[1]), study_name="together")
+_open_study(optuna, storage=sys.argv[1], study_name="together")
 """
 
 
@@ -232,7 +262,7 @@ def _open_together(url: str, workers: int, delay: float) -> None:
     outputs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-2000:]
-    summaries = optuna.get_all_study_summaries(storage=storage_url(url))
+    summaries = optuna.get_all_study_summaries(storage=url)
     assert [s.study_name for s in summaries] == ["together"]
 
 
@@ -265,7 +295,7 @@ def test_a_storage_error_that_is_no_race_is_raised_at_once(monkeypatch):
 def test_a_lost_schema_race_is_retried_and_a_persistent_one_raised():
     class Race(Exception):
         def __init__(self, code):
-            self.orig = type("Orig", (), {"pgcode": code})()
+            self.orig = type("Orig", (), {"sqlstate": code})()  # as psycopg 3 reports it
 
     class Flaky:
         def __init__(self, failures):
