@@ -17,16 +17,19 @@ folder). What is logged:
 - out-of-fold predictions as the table ``oof``, only when asked (``oof_table=True`` or
   ``KFW_WANDB_OOF=1``), at most :data:`OOF_ROWS` rows. No data file is ever uploaded.
 
-One W&B project per competition, ``kfw-<slug>`` (``WANDB_PROJECT`` puts every competition in
-one project instead), with ``group=<slug>`` either way, so both layouts group by
-competition (a record's own ``group`` field wins: the runs of one ``kfw ablate``);
-``WANDB_ENTITY`` picks the team. The W&B run id and name are the kfw run id
-(characters W&B refuses become ``-``), the job type is the run's kind, and the tags are the
-competition, model, label, kind and ``folds-<hash>``.
+W&B's own environment variables mean what W&B's docs say; kfw's defaults apply only where
+the user set nothing. One W&B project per competition, ``kfw-<slug>``, unless
+``WANDB_PROJECT`` names one for every competition; ``group=<slug>`` either way, so both
+layouts group by competition (a record's own ``group`` field wins: the runs of one
+``kfw ablate``). ``WANDB_ENTITY`` picks the team (kfw never passes one). The W&B run id and
+name are the kfw run id (characters W&B refuses become ``-``), the job type is the run's kind,
+and the tags are the user's ``WANDB_TAGS`` followed by the competition, model, label, kind
+and ``folds-<hash>``.
 
-Mode: ``WANDB_MODE=disabled`` (or ``--no-wandb``) turns the mirror off; otherwise W&B runs
-online when credentials exist (``WANDB_API_KEY`` or a netrc entry for the API host), else
-offline. Offline runs go under ``$KFW_HOME/wandb/`` and ``wandb sync`` uploads them later.
+Mode: ``WANDB_MODE`` decides (``disabled``, ``offline``, ``online``); ``--no-wandb`` turns
+the mirror off too. Unset, W&B runs online when credentials exist (``WANDB_API_KEY`` or a
+netrc entry for the API host), else offline. Runs go where ``WANDB_DIR`` says (its
+``wandb/`` folder), else under ``$KFW_HOME/wandb/``; ``wandb sync`` uploads offline runs later.
 
 A W&B failure never fails a run: each mirror runs in a child process (the only place wandb
 is imported) that is killed past a hard timeout (``KFW_WANDB_TIMEOUT``, default
@@ -201,7 +204,13 @@ class Mirror:
 
     @property
     def wandb_dir(self) -> Path:
-        return self.home / "wandb"
+        """Where W&B writes the runs: under ``WANDB_DIR`` when the user set it, as W&B's docs
+        say (its ``wandb/`` folder, or ``.wandb/`` where that exists), else ``KFW_HOME/wandb``."""
+        root = self.env.get("WANDB_DIR", "").strip()
+        if not root:
+            return self.home / "wandb"
+        root_dir = Path(root).expanduser()
+        return root_dir / (".wandb" if (root_dir / ".wandb").exists() else "wandb")
 
     def __call__(
         self, record: dict[str, Any], run_dir: Path, callback: Callback = NULL
@@ -215,10 +224,14 @@ class Mirror:
             "run_dir": str(run_dir),
             "mode": self.mode,
             "project": project_name(record["competition"], self.env),
-            "dir": str(self.home),
+            # WANDB_DIR, when set, is W&B's to read (the child inherits the environment)
+            "dir": None if self.env.get("WANDB_DIR", "").strip() else str(self.home),
+            "tags": tags(record, self.env),
             "oof_rows": OOF_ROWS if self.oof_table else 0,
             "init_timeout": min(INIT_TIMEOUT, self.timeout),
         }
+        if job["dir"] is None:
+            self.wandb_dir.parent.mkdir(parents=True, exist_ok=True)  # W&B wants WANDB_DIR to exist
         try:
             result = _run_child(job, self.env, self.timeout)
         except MirrorError as exc:
@@ -262,7 +275,7 @@ def _run_child(job: dict[str, Any], env: Mapping[str, str], timeout: float) -> d
             stderr=subprocess.PIPE,
             text=True,
             env=child_env,
-            cwd=job["dir"] if Path(job["dir"]).is_dir() else None,
+            cwd=job["dir"] if job["dir"] and Path(job["dir"]).is_dir() else None,
             start_new_session=True,  # its own process group: the kill reaches wandb-core too
         )
     except OSError as exc:
@@ -317,8 +330,13 @@ def config(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def tags(record: dict[str, Any]) -> list[str]:
-    values = [
+def tags(record: dict[str, Any], env: Mapping[str, str] | None = None) -> list[str]:
+    """The user's ``WANDB_TAGS`` (comma-separated, as W&B reads them) and then kfw's own:
+    competition, model, label, kind and fold file. W&B would let the tags passed to
+    ``wandb.init`` replace the variable's; kfw passes both, so neither is lost."""
+    env = os.environ if env is None else env
+    values = [t.strip() for t in env.get("WANDB_TAGS", "").split(",")]
+    values += [
         record["competition"],
         record.get("model") or record.get("method") or "",
         record["label"],
@@ -405,7 +423,7 @@ def log_run(job: dict[str, Any]) -> dict[str, Any]:
         name=record["id"],
         id=wandb_id(record["id"]),
         job_type=record["kind"],
-        tags=tags(record),
+        tags=job["tags"],
         config=config(record),
         dir=job["dir"],
         mode=job["mode"],

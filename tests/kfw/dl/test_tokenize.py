@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import time
 from collections import Counter
 
 import pytest
@@ -28,7 +27,6 @@ TEXT = (
     "Ça va? ünïcödé — 東京 🙂 snake_case x_1 2024 tabs\tand  spaces\r\n"
 ) * 3
 CORPUS = SHARED / "corpora" / "tinyshakespeare.txt"
-SHAKESPEARE_TRAIN_BUDGET_S = 30.0  # "well under a minute" for vocab 512 on 1 MB (measured ~1.5 s)
 SHAKESPEARE_MIN_COMPRESSION = 1.8  # bytes per token at vocab 512 (measured 1.94)
 SMALL_MAX_TOKENS_PER_BYTE = 0.7  # 44 merges on TEXT (measured 0.63)
 
@@ -198,14 +196,12 @@ def test_make_tokenizer_kinds_and_errors():
 
 
 @pytest.mark.shared
-def test_bpe_on_shakespeare_trains_fast_and_compresses():
+def test_bpe_on_shakespeare_compresses_and_round_trips():
+    # how fast it trains is a benchmark's question: benchmarks/timings.py
     if not CORPUS.is_file():
         pytest.skip(f"{CORPUS} is absent")
     text = CORPUS.read_text(encoding="utf-8")
-    start = time.perf_counter()
     tok = BPETokenizer.train(text, vocab_size=512)
-    elapsed = time.perf_counter() - start
-    assert elapsed < SHAKESPEARE_TRAIN_BUDGET_S
     assert tok.vocab_size == 512
     ids = tok.encode(text)
     assert len(text.encode("utf-8")) / len(ids) > SHAKESPEARE_MIN_COMPRESSION

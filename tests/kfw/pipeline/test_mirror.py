@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,21 +30,7 @@ BROKEN_ONLINE = {
     "WANDB_BASE_URL": "http://127.0.0.1:9",  # the discard port: connection refused
     "WANDB_API_KEY": "x" * 40,
 }
-FAILURE_SECONDS = 2.0  # a failure is noticed (and warned about) this fast
-BROKEN_TOTAL_SECONDS = 10.0  # the whole mirror of a broken set-up, offline fallback included
 runner = CliRunner()
-
-
-class Timed(Collect):
-    """Collects messages with the time each arrived."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.warned_at: list[float] = []
-
-    def warning(self, message: str) -> None:
-        super().warning(message)
-        self.warned_at.append(time.perf_counter())
 
 
 @dataclass
@@ -245,7 +230,47 @@ def test_offline_is_said_once_per_command(mirrored: Mirrored) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# failures: one warning, bounded cost, the run untouched
+# W&B's own environment variables win over kfw's defaults
+
+
+def test_wandb_variables_the_user_set_are_what_wandb_docs_say(
+    mirrored: Mirrored, tmp_path: Path
+) -> None:
+    record, folder = _unmirrored(mirrored, tmp_path)
+    wandb_root = tmp_path / "elsewhere" / "wandb-root"  # not there yet: kfw creates it
+    env = _clean_env(
+        tmp_path,
+        WANDB_DIR=str(wandb_root),
+        WANDB_PROJECT="my-project",
+        WANDB_ENTITY="my-team",
+        WANDB_TAGS="exp-7, night",
+        WANDB_MODE="offline",  # wins over the credentials, which alone would mean online
+        WANDB_API_KEY="k" * 40,
+    )
+    mirror = Mirror(tmp_path / "home", env=env)
+    callback = Collect()
+    out = mirror(record, folder, callback)
+    where = Path(out["wandb"]["dir"])
+    assert out["wandb"]["mode"] == "offline" and out["wandb"]["project"] == "my-project"
+    assert where.parent == wandb_root / "wandb" and where.name.startswith("offline-run-")
+    assert not (tmp_path / "home" / "wandb").exists()  # nothing under KFW_HOME/wandb
+    assert str(wandb_root / "wandb") in callback.infos[0]  # says where they really went
+    logged = read_back(where)
+    assert logged.run["project"] == "my-project" and logged.run["entity"] == "my-team"
+    assert logged.summary["tags"][:2] == ["exp-7", "night"]  # the user's, then kfw's
+    assert logged.summary["tags"][2:] == tags(record)
+    assert logged.run["run_group"] == "synth"  # kfw's default where the user set nothing
+
+
+def test_wandb_mode_disabled_wins_over_credentials(tmp_path: Path) -> None:
+    env = _clean_env(tmp_path, WANDB_MODE="disabled", WANDB_API_KEY="k" * 40)
+    record = {"id": "r", "competition": "synth"}
+    assert Mirror(tmp_path, env=env)(record, tmp_path, Collect()) == record
+    assert not (tmp_path / "wandb").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# failures: one warning, the run untouched (how fast they are noticed: benchmarks/wandb_failures.py)
 
 
 def _unmirrored(mirrored: Mirrored, tmp_path: Path) -> tuple[dict[str, Any], Path]:
@@ -272,36 +297,32 @@ def test_an_unreachable_server_costs_one_warning_and_falls_back_offline(
 ) -> None:
     record, folder = _unmirrored(mirrored, tmp_path)
     mirror = Mirror(tmp_path / "home", env=_clean_env(tmp_path, **BROKEN_ONLINE))
-    callback = Timed()
-    started = time.perf_counter()
+    callback = Collect()
     out = mirror(record, folder, callback)
-    total = time.perf_counter() - started
     assert len(callback.warnings) == 1, callback.warnings
+    # found by the TCP probe (before wandb is started), not by wandb's own long retries
     assert "W&B unreachable (127.0.0.1:9: " in callback.warnings[0]
-    assert callback.warned_at[0] - started < FAILURE_SECONDS
-    assert total < BROKEN_TOTAL_SECONDS
     assert out["wandb"]["mode"] == "offline" and mirror.mode == "offline"
     assert json.loads((folder / "run.json").read_text())["wandb"] == out["wandb"]
     assert callback.infos == []  # the warning already said where the runs went
 
 
 def test_a_mirror_past_its_timeout_is_stopped_with_one_warning(
-    mirrored: Mirrored, tmp_path: Path
+    mirrored: Mirrored, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record, folder = _unmirrored(mirrored, tmp_path)
     before = (folder / "run.json").read_bytes()
     mirror = Mirror(tmp_path / "home", env=_clean_env(tmp_path, WANDB_MODE="offline"), timeout=0.5)
-    callback = Timed()
-    started = time.perf_counter()
+    callback = Collect()
     assert mirror(record, folder, callback) == record
-    assert time.perf_counter() - started < 0.5 + FAILURE_SECONDS
     assert callback.warnings == [
         "W&B mirror failed (no answer in 0.5 s, stopped): this command's runs stay in the local store only"
     ]
-    # the rest of the command does not pay the timeout again, nor warn again
-    started = time.perf_counter()
+    # the rest of the command does not pay the timeout again (no child is started), nor warns
+    started: list[Any] = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))
     assert mirror(record, folder, callback) == record
-    assert time.perf_counter() - started < 0.1 and len(callback.warnings) == 1
+    assert started == [] and mirror.mode == "disabled" and len(callback.warnings) == 1
     assert (folder / "run.json").read_bytes() == before
 
 
