@@ -12,6 +12,7 @@ from kfw.cli.common import (
     EarlyStoppingMode,
     Models,
     NoWandb,
+    PresetName,
     RichProgress,
     Seed,
     Threads,
@@ -20,6 +21,7 @@ from kfw.cli.common import (
     fmt_score,
     kfw_home,
     with_early_stopping,
+    with_preset,
 )
 
 if TYPE_CHECKING:
@@ -48,21 +50,29 @@ def cv(
     ] = None,
     extra_train: Annotated[
         Path | None,
-        typer.Option(help="Extra training rows (a CSV with train's columns): training parts only."),
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Extra training rows (a CSV with train's columns): training parts only.",
+        ),
     ] = None,
     early_stopping: EarlyStoppingMode = None,
+    preset: PresetName = None,
 ) -> None:
     """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
     from kfw.core.config import parse_duration, parse_override
 
-    # checked before the heavy import of the pipeline: a typo fails in a fraction of a second
+    # every argument is checked before the data is read or anything is written
+    progress = RichProgress()
     spec = with_early_stopping(competition(ctx, comp), early_stopping)
+    if preset is not None or not model:  # --model names what runs; a preset names a roster
+        spec = with_preset(spec, preset, progress)
     overrides = dict(parse_override(p) for p in param or [])
-    from kfw.ensemble.roster import run_competition
+    limit = parse_duration(time_limit) if time_limit else None
+    from kfw.ensemble.roster import resolve_members, run_competition
     from kfw.pipeline.context import prepare
 
-    progress = RichProgress()
-    limit = parse_duration(time_limit) if time_limit else None
+    resolve_members(spec, model, overrides=overrides, tuned_home=kfw_home(ctx) if tuned else None)
     context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb, extra_train=extra_train)
     records = run_competition(
         context,
@@ -155,9 +165,11 @@ def audit(
     from rich.table import Table
 
     spec = competition(ctx, comp)
+    from kfw.ensemble.roster import resolve_members
     from kfw.pipeline.context import prepare
     from kfw.study.audit import audit_competition
 
+    resolve_members(spec, model)  # a bad model name fails before the data is read
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress)
     results = audit_competition(
@@ -273,18 +285,25 @@ def stack(
     no_wandb: NoWandb = False,
 ) -> None:
     """Ensemble runs that share the fold file; its CV is fitted inside the folds."""
-    from kfw.ensemble.stack import METHODS, run_stack
+    from kfw.ensemble.stack import LEVEL2, METHODS, run_stack
     from kfw.pipeline.context import prepare
 
     if method not in METHODS:
         raise typer.BadParameter(
             f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method"
         )
+    if method == "level2" and level2 not in LEVEL2:
+        raise typer.BadParameter(
+            f"{level2!r} is not one of {', '.join(LEVEL2)}", param_hint="--level2"
+        )
     spec = competition(ctx, comp)
+    from kfw.core.runstore import RunStore
+
+    chosen = [RunStore(kfw_home(ctx), spec.slug).record(r) for r in run or []]  # before the data
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
     if run:
-        records = [context.store.record(r) for r in run]
+        records = chosen
     else:
         latest = {}
         for r in context.store.records():  # oldest first: later runs replace earlier ones
@@ -341,8 +360,13 @@ def tune(
         spec = dataclasses.replace(spec, folds=folds)
         study = study or f"{comp}-{model}-{folds.name}"
     from kfw.pipeline.context import prepare
+    from kfw.study.tune import check_storage, check_tunable
     from kfw.study.tune import tune as run_tune
 
+    # the model, its search space and the storage URL are checked before the data is read
+    check_tunable(spec, model)
+    if storage is not None:
+        check_storage(storage)
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
     result = run_tune(
@@ -377,6 +401,10 @@ def bakeoff(
     from kfw.pipeline.context import prepare
     from kfw.study.bakeoff import bakeoff as run_bakeoff
     from kfw.study.bakeoff import table
+    from kfw.study.tune import check_tunable
+
+    for name in model or ():
+        check_tunable(spec, name)  # before the data is read
 
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)

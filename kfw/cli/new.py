@@ -37,6 +37,10 @@ def new(
 
     if (source is None) == (not download):
         raise ConfigError("give the files with --from ZIP_OR_DIR, or --download to fetch them")
+    if metric is not None:
+        from kfw.core.metrics import get_metric
+
+        get_metric(metric)  # an unknown name fails before anything is downloaded or written
     home = kfw_home(ctx)
     progress = RichProgress()
     if download:

@@ -128,19 +128,119 @@ def make_estimator(
     """
     passive_openmp()
     cls = estimator_class(name, task)
+    given = dict(params or {})
     if not isinstance(cls, type):  # a factory (e.g. a scratch model behind kfw's design matrix)
-        return cls(dict(params or {}), random_state=random_state, n_jobs=n_jobs)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    params = dict(params or {})
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"model {name!r} has no parameter {unknown[0]!r} (it takes: {', '.join(sorted(accepted))})"
-        )
-    for key, value in (("random_state", random_state), ("n_jobs", n_jobs)):
-        if key in accepted:
-            params.setdefault(key, value)
-    return cls(**params)
+        estimator = cls(dict(given), random_state=random_state, n_jobs=n_jobs)
+    else:
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(set(given) - accepted)
+        if unknown:
+            raise ConfigError(
+                f"model {name!r} has no parameter {unknown[0]!r} (it takes: {', '.join(sorted(accepted))})"
+            )
+        params = dict(given)
+        for key, value in (("random_state", random_state), ("n_jobs", n_jobs)):
+            if key in accepted:
+                params.setdefault(key, value)
+        estimator = cls(**params)
+    check_param_types(name, estimator, set(given))
+    return estimator
+
+
+# parameter types, checked when the estimator is built (before any data is read)
+
+
+def check_param_types(name: str, estimator: Any, keys: set[str]) -> None:
+    """Refuse a parameter in ``keys`` whose value does not fit its declared type.
+
+    Checked on the estimator and the estimators nested in it (a wrapper's ``estimator``):
+    scikit-learn's own constraints where the class has them (``_parameter_constraints``),
+    else the annotation of the class's ``__init__`` argument (``int``, ``float | None``,
+    ``tuple[int, ...]``, ``Literal[...]`` ...). An argument without a usable annotation is
+    not checked: the library says what it thinks at fit time.
+    """
+    for obj in _nested(estimator):
+        values = obj.get_params(deep=False)
+        own = keys & set(values)
+        if not own:
+            continue
+        if getattr(obj, "_parameter_constraints", None) and hasattr(obj, "_validate_params"):
+            try:
+                obj._validate_params()
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"model {name!r}: {str(exc).splitlines()[0]}") from None
+            continue
+        hints = _init_hints(type(obj))
+        for key in sorted(own):
+            hint, value = hints.get(key), values[key]
+            if hint is not None and not _fits(value, hint):
+                raise ConfigError(
+                    f"model {name!r}: parameter {key!r} takes {_describe(hint)}, got {value!r}"
+                )
+
+
+def _nested(estimator: Any) -> list[Any]:
+    out, todo = [], [estimator]
+    while todo:
+        obj = todo.pop()
+        if not hasattr(obj, "get_params"):
+            continue
+        out.append(obj)
+        todo += [v for v in obj.get_params(deep=False).values() if hasattr(v, "get_params")]
+    return out
+
+
+def _init_hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation that does not resolve is not checked
+        return {}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is an instance of the annotation ``hint`` (unknown forms pass)."""
+    import types
+    import typing
+
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # an int is a float too (TOML's 1 for 1.0)
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin in (tuple, list) or hint in (tuple, list):
+        return isinstance(value, (tuple, list))  # TOML arrays arrive as lists
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # a callable, a protocol, a string annotation: not checked here
+
+
+def _describe(hint: Any) -> str:
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if hint is None or hint is type(None):
+        return "None"
+    word = origin.__name__ if origin is not None else getattr(hint, "__name__", str(hint))
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
 def search_space(name: str) -> Any:

@@ -9,9 +9,10 @@ before the first run is written.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
-from kfw.core.config import ModelSpec
+from kfw.core.config import Competition, ModelSpec
 from kfw.core.cv import check_inner_splits, stops_early
 from kfw.core.registry import make_estimator
 from kfw.ensemble.stack import run_stack
@@ -20,6 +21,38 @@ from kfw.pipeline.context import Context
 from kfw.pipeline.runs import run_model
 from kfw.pipeline.tuned import load_tuned
 from kfw.progress import NULL, Callback
+
+
+def resolve_members(
+    spec: Competition,
+    labels: list[str] | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    tuned_home: Path | None = None,
+) -> tuple[list[ModelSpec], dict[str, dict[str, Any]]]:
+    """The members a command runs, each built once, before any data is read or written.
+
+    An unknown model, a parameter it does not take or a value of the wrong type fails here.
+    ``tuned_home`` (``kfw cv --tuned``): each member takes the parameters ``kfw tune`` saved
+    under that home, labelled ``<label>-tuned``; the saved payloads come back by new label.
+    ``overrides`` (``--param``) apply to one named model.
+    """
+    members = [spec.model(label) for label in labels] if labels else list(spec.models)
+    saved: dict[str, dict[str, Any]] = {}
+    if tuned_home is not None:
+        tuned = []
+        for m in members:
+            payload = load_tuned(tuned_home, spec.slug, m.label)
+            tuned.append(ModelSpec(m.name, payload["params"], f"{m.label}-tuned"))
+            saved[tuned[-1].label] = payload
+        members = tuned
+    if overrides:
+        if len(members) != 1:
+            raise ConfigError("--param applies to one model: name it with --model")
+        members = [ModelSpec(members[0].name, {**members[0].params, **overrides}, members[0].alias)]
+    for m in members:
+        make_estimator(m.name, spec.task, m.params)
+    return members, saved
 
 
 def run_competition(
@@ -42,21 +75,16 @@ def run_competition(
     so a valid submission is always written.
     """
 
-    members = [ctx.spec.model(label) for label in labels] if labels else list(ctx.spec.models)
+    members, saved = resolve_members(
+        ctx.spec, labels, overrides=overrides, tuned_home=ctx.home if tuned else None
+    )
     notes: dict[str, dict[str, Any]] = {}
-    if tuned:
-        saved = {m.label: load_tuned(ctx.home, ctx.spec.slug, m.label) for m in members}
-        members = [ModelSpec(m.name, saved[m.label]["params"], f"{m.label}-tuned") for m in members]
-        for m, payload in zip(members, saved.values(), strict=True):
-            notes[m.label] = {"tuned_on": payload.get("fold_hash")}
-            if payload.get("fold_hash") == ctx.folds.hash:
+    for m in members:
+        if m.label in saved:
+            notes[m.label] = {"tuned_on": saved[m.label].get("fold_hash")}
+            if saved[m.label].get("fold_hash") == ctx.folds.hash:
                 notes[m.label]["optimistic"] = ["parameters tuned on these folds"]
-    if overrides:
-        if len(members) != 1:
-            raise ConfigError("--param applies to one model: name it with --model")
-        members = [ModelSpec(members[0].name, {**members[0].params, **overrides}, members[0].alias)]
-    # an unknown model or parameter, or folds too small for early stopping, fail before any
-    # run is written
+    # folds too small for early stopping fail before any run is written
     estimators = [make_estimator(m.name, ctx.spec.task, m.params) for m in members]
     if any(stops_early(e) for e in estimators):
         d = ctx.design
