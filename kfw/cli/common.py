@@ -79,6 +79,42 @@ def competition(ctx: typer.Context, slug: str) -> Competition:
     return load_competition(slug, kfw_home(ctx))
 
 
+PresetName = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="Run the competition's named roster ([presets.NAME]; 'default' is [[models]]). "
+        "Unset: a preset marked for machines without CUDA when there is none, else [[models]].",
+        show_default=False,
+    ),
+]
+
+
+def with_preset(spec: Competition, name: str | None, say: Callback) -> Competition:
+    """The spec whose roster is preset ``name``'s; unset, the one this machine should run.
+
+    A preset with ``when = "no-cuda"`` replaces ``[[models]]`` on a machine without a CUDA
+    GPU, and ``say`` tells the user so in one line (torch is imported only to ask, and only
+    when the competition has such a preset).
+    """
+    if name is not None:
+        return spec.with_preset(name)
+    fallback = [n for n, p in spec.presets.items() if p.when == "no-cuda"]
+    if not fallback:
+        return spec
+    import torch
+
+    if torch.cuda.is_available():
+        return spec
+    chosen = spec.presets[fallback[0]]
+    what = f" ({chosen.description})" if chosen.description else ""
+    say.info(
+        f"preset {fallback[0]}: no CUDA GPU here, so the CPU roster{what}; "
+        f"`--preset default` runs the GPU roster anyway"
+    )
+    return spec.with_preset(fallback[0])
+
+
 def with_early_stopping(spec: Competition, mode: str | None) -> Competition:
     """The spec with ``--early-stopping`` applied (checked like the toml's value)."""
     if mode is None:

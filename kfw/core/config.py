@@ -70,6 +70,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
+        args = get_args(tp)
+        if args and dataclasses.is_dataclass(args[1]):  # dict[str, SomeTable]
+            return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
         return dict(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -207,6 +210,23 @@ class ModelSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class Preset:
+    """A second roster (``[presets.<name>]``), run by ``kfw cv COMP --preset <name>``.
+
+    ``when = "no-cuda"`` makes it the default on a machine without a CUDA GPU (the
+    ``[[models]]`` roster stays the default where CUDA is present, and ``--preset default``
+    runs it anywhere); ``"asked"``: only when named.
+    """
+
+    models: tuple[ModelSpec, ...]
+    description: str = ""
+    when: Literal["asked", "no-cuda"] = "asked"
+
+
+DEFAULT_PRESET = "default"  # the name of the [[models]] roster
+
+
+@dataclasses.dataclass(frozen=True)
 class EnsembleSpec:
     """How the roster's predictions become the submission (see :mod:`kfw.ensemble.stack`).
 
@@ -310,6 +330,7 @@ class Competition:
     submission: SubmissionSpec
     folds: Any  # kfw.core.folds.FoldScheme, checked in load_competition
     models: tuple[ModelSpec, ...]
+    presets: dict[str, Preset] = dataclasses.field(default_factory=dict)
     ensemble: EnsembleSpec = dataclasses.field(default_factory=EnsembleSpec)
     early_stopping: EarlyStopping = dataclasses.field(default_factory=EarlyStopping)
     refuse: tuple[Refusal, ...] = ()
@@ -332,9 +353,19 @@ class Competition:
     def multi_target(self) -> bool:
         return len(self.targets) > 1
 
+    def with_preset(self, name: str) -> Competition:
+        """This competition with preset ``name``'s roster (``default``: the ``[[models]]``)."""
+        if name == DEFAULT_PRESET:
+            return self
+        if name not in self.presets:
+            known = ", ".join([DEFAULT_PRESET, *self.presets])
+            raise ConfigError(f"{self.slug} has no preset {name!r} (it has: {known})")
+        return dataclasses.replace(self, models=self.presets[name].models)
+
     def model(self, label: str) -> ModelSpec:
-        """The roster entry called ``label``, or a bare spec for any registered model."""
-        for m in self.models:
+        """The roster entry called ``label`` (this roster's, else a preset's), or a bare spec
+        for any registered model."""
+        for m in (*self.models, *(m for p in self.presets.values() for m in p.models)):
             if m.label == label:
                 return m
         return ModelSpec(name=label)
@@ -414,6 +445,13 @@ def _check_competition(spec: Competition, path: Path) -> None:
             )
     if not spec.models:
         raise ConfigError(f"{path}: the roster ([[models]]) is empty")
-    labels = [m.label for m in spec.models]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"{path}: two roster members share a name; give one an alias")
+    for where, models in [("[[models]]", spec.models)] + [
+        (f"[presets.{name}]", p.models) for name, p in spec.presets.items()
+    ]:
+        labels = [m.label for m in models]
+        if not labels:
+            raise ConfigError(f"{path}: the roster of {where} is empty")
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"{path}: two members of {where} share a name; give one an alias")
+    if DEFAULT_PRESET in spec.presets:
+        raise ConfigError(f"{path}: [presets.{DEFAULT_PRESET}] is the [[models]] roster's name")

@@ -199,7 +199,7 @@ def test_a_bad_competition_toml_names_the_file(
 def test_an_empty_roster_and_a_shared_label(home: Path) -> None:
     make_competition(home, models=("lgbm", "lgbm"), write_data=False)
     path = _toml(home)
-    with pytest.raises(ConfigError, match=f"^{path}: two roster members share a name"):
+    with pytest.raises(ConfigError, match=rf"^{path}: two members of \[\[models\]\] share a name"):
         load_competition("synth", home)
     text = path.read_text()
     path.write_text("models = []\n" + text[: text.index("[[models]]")])
