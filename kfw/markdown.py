@@ -141,8 +141,25 @@ def markdown_to_html(text: str, images: dict[str, bytes] | None = None) -> str:
     return "\n".join(out)
 
 
+def _contents(body: str) -> str:
+    """``body`` with a list of links to its sections (``<h2>``) after the title, when it has
+    three or more: a long report is read by jumping to a section."""
+    sections = re.findall(r'<h2 id="([^"]+)">(.*?)</h2>', body)
+    if len(sections) < 3:
+        return body
+    nav = (
+        '<nav class="contents"><ul>'
+        + "".join(f'<li><a href="#{anchor}">{text}</a></li>' for anchor, text in sections)
+        + "</ul></nav>"
+    )
+    end = body.find("</h1>")
+    at = end + len("</h1>") if end >= 0 else 0
+    return body[:at] + "\n" + nav + body[at:]
+
+
 def to_html(markdown: str, images: dict[str, bytes], title: str) -> str:
-    """A complete, self-contained page: inline CSS, images as data URIs, nothing fetched."""
+    """A complete, self-contained page: inline CSS, images as data URIs, nothing fetched,
+    and links to its sections under the title."""
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -151,7 +168,7 @@ def to_html(markdown: str, images: dict[str, bytes], title: str) -> str:
         "img-src data:; style-src 'unsafe-inline'\">\n"
         '<meta name="generator" content="kfw writeup">\n'
         f"<title>{html.escape(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
-        f"{markdown_to_html(markdown, images)}\n</body>\n</html>\n"
+        f"{_contents(markdown_to_html(markdown, images))}\n</body>\n</html>\n"
     )
 
 

@@ -49,3 +49,17 @@ def shared_zip(name: str) -> Path:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "") not in ("", "0", "false")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the tests that drove a real outside program (``@pytest.mark.service``) and passed:
+    with ``-q`` a passing test is a dot, and CI's log should show that these ran, not skipped."""
+    ran = sorted(
+        r.nodeid
+        for r in terminalreporter.stats.get("passed", [])
+        if r.when == "call" and "service" in r.keywords
+    )
+    if ran:
+        terminalreporter.write_sep("-", f"{len(ran)} tests drove a real browser or server")
+        for nodeid in ran:
+            terminalreporter.write_line(f"PASSED {nodeid}")

@@ -394,6 +394,7 @@ def any_writeup(request: pytest.FixtureRequest):
 
 
 # any_writeup comes first so that its runs are made before the browser's deadline starts
+@pytest.mark.service
 def test_the_html_renders_in_a_headless_browser(any_writeup, browser: WebDriver) -> None:
     """A reader's view of each write-up: every section, every figure loaded, every table with a
     header and rows on screen, every in-page link landing somewhere, and a silent console.
@@ -414,7 +415,8 @@ def test_the_html_renders_in_a_headless_browser(any_writeup, browser: WebDriver)
     assert seen["images"] == len(figures) >= 2 and seen["broken_images"] == []
     assert seen["tables"] == len(re.findall(r"^\|[ :]*---", md, re.M)) > 0
     assert seen["broken_tables"] == []
-    # the write-up has no links yet: this guards the day it grows a table of contents
+    # the contents under the title link every section, and each link lands on its heading
+    assert seen["links"] == len(SECTIONS)
     assert seen["dangling_links"] == [] and seen["duplicate_ids"] == []
     assert seen["console_errors"] == []
 
@@ -437,6 +439,7 @@ BROKEN_PAGE = """<!DOCTYPE html>
 """
 
 
+@pytest.mark.service
 def test_the_browser_checks_catch_a_broken_page(browser: WebDriver, tmp_path: Path) -> None:
     """Each check of the test above reports its fault, and only the faulty element."""
     _png(tmp_path / "good.png")

@@ -192,6 +192,7 @@ def postgres():
         pytest.skip(f"PostgreSQL unavailable here: {exc}")
 
 
+@pytest.mark.service
 def test_two_workers_share_one_study_over_postgresql(home, postgres):
     _context(home, models=("lgbm",))
     env = {**os.environ, "KFW_HOME": str(home), "KFW_THREADS": "1"}
@@ -266,6 +267,7 @@ def _open_together(url: str, workers: int, delay: float) -> None:
     assert [s.study_name for s in summaries] == ["together"]
 
 
+@pytest.mark.service
 def test_workers_that_open_a_fresh_database_together_all_get_the_study(postgres):
     # On a fresh database every worker creates Optuna's schema; without the retry the losers
     # of PostgreSQL's catalog race die with a unique violation on pg_type (CI, stop 15).
