@@ -27,6 +27,7 @@ PREDICTION_RTOL = 1e-6  # |ours - sklearn| <= PREDICTION_RTOL * (1 + |sklearn|),
 R2_GAP = 0.005  # |held-out R^2 ours - sklearn| where NaN splits can tie
 ACCURACY_GAP = 0.02  # |mean held-out accuracy ours - sklearn|
 LOG_LOSS_GAP = 0.02  # |mean held-out log-loss ours - sklearn|
+RECORDED_RTOL = 1e-10  # against numbers recorded from the implementation before the speed-up
 SPLIT_SEEDS = (0, 1, 2)
 
 
@@ -171,6 +172,50 @@ def test_histogram_of_a_child_is_parent_minus_sibling():
         np.testing.assert_allclose(parent - _histograms(bins_t, left, g, h_, 17),
                                    _histograms(bins_t, right, g, h_, 17), atol=1e-9)  # fmt: skip
         assert parent[2].sum() == 5 * 3000
+
+
+def test_histograms_take_known_counts_and_a_slice_for_every_row():
+    rng = np.random.default_rng(1)
+    bins_t = rng.integers(0, 9, size=(4, 500)).astype(np.uint8)  # (p, n)
+    g, h = rng.normal(size=500), rng.random(500)
+    for h_ in (h, None):
+        every = _histograms(bins_t, np.arange(500), g, h_, 10)
+        np.testing.assert_array_equal(_histograms(bins_t, slice(None), g, h_, 10), every)
+        np.testing.assert_array_equal(_histograms(bins_t, slice(None), g, h_, 10, every[2]), every)
+        for j in range(4):  # against a plain scatter-add over the rows
+            sums = np.zeros(10)
+            np.add.at(sums, bins_t[j], g)
+            np.testing.assert_allclose(every[0, j], sums, rtol=1e-12, atol=1e-12)
+
+
+def test_trees_match_the_recorded_reference():
+    """The speed-up (uint8 bins, root counts kept across iterations, compress partitions) left
+    every tree as it was: these trees and predictions were recorded from the implementation
+    before it, with NaN in training so that the learned NaN directions count too."""
+    X, y = datasets.make_friedman1(400, 6, noise=1.0, random_state=0)
+    X[np.random.default_rng(0).random(X.shape) < 0.1] = np.nan
+    params = {"max_leaf_nodes": 6, "max_bins": 32, "min_samples_leaf": 10}
+    reg = HistGradientBoostingRegressor(max_iter=8, **params).fit(X, y)
+    tree = reg.trees_[0][0]
+    np.testing.assert_array_equal(tree.feature, [3, 1, 0, 0, 1, 0, 0, 0, 4, 0, 0])
+    np.testing.assert_array_equal(tree.bin, [14, 10, 9, 0, 6, 0, 0, 0, 13, 0, 0])
+    assert not tree.nan_left.any()
+    expected = [15.69955851745073, 15.072179653109691, 13.674852282063254,
+                17.68775579574708, 14.338585983877747, 13.941736305646792]  # fmt: skip
+    np.testing.assert_allclose(reg.predict(X[:6]), expected, rtol=RECORDED_RTOL)
+
+    X, y = datasets.make_classification(400, 6, n_informative=4, n_classes=3, random_state=0)
+    X[np.random.default_rng(1).random(X.shape) < 0.1] = np.nan
+    clf = HistGradientBoostingClassifier(max_iter=5, **params).fit(X, y)
+    tree = clf.trees_[0][2]
+    np.testing.assert_array_equal(tree.feature, [5, 3, 5, 0, 0, 0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(tree.bin, [11, 27, 16, 3, 0, 0, 0, 0, 26, 0, 0])
+    np.testing.assert_array_equal(tree.nan_left, [0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0])
+    expected = [[-0.4979811488416757, -0.24035046517336037, 0.10297296806139403],
+                [0.9481869310529837, -0.6316216460873132, -0.6056581404315343],
+                [0.06394334001293583, 0.22446613465948473, -0.6056581404315343],
+                [-0.5053910993896816, 0.7448140474048317, 0.23330503069427053]]  # fmt: skip
+    np.testing.assert_allclose(clf.decision_function(X[:4]), expected, rtol=RECORDED_RTOL)
 
 
 def test_second_fit_resets_and_clone_keeps_params():
