@@ -259,6 +259,38 @@ def test_dropout_cli_and_report(
     assert f"clearly worse (gap above 2 SE) in {int(gap > 2 * se)} of these 1 runs" in text
 
 
+SMOKE = {
+    "batchnorm": ("--steps", "20", "--eval-every", "10", "--seeds", "1", "--batch-size", "20"),
+    "dropout": ("--epochs", "1", "--rows", "dropout"),
+}
+
+
+@pytest.mark.parametrize("paper", sorted(SMOKE))
+def test_threads_reach_torch_while_training_and_are_given_back(
+    paper: str, digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--threads N``: torch trains with N threads, the run records N, and torch's own setting
+    is back afterwards (both reproductions take the same knob)."""
+    from kfw.cli.repro import StepProgress
+
+    seen: list[int] = []  # torch's threads at every evaluation, from inside the training loop
+    monkeypatch.setattr(
+        StepProgress, "log", lambda self, m, step=None: seen.append(torch.get_num_threads())
+    )
+    before = torch.get_num_threads()
+    home = tmp_path / "home"
+    res = _invoke(home, paper, "--data", str(digits_dir), "--device", "cpu",
+                  "--threads", str(before + 1), *SMOKE[paper])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert seen and set(seen) == {before + 1}
+    assert torch.get_num_threads() == before
+    (record,) = (home / "runs" / f"repro-{paper}").glob("*/run.json")
+    assert json.loads(record.read_text())["config"]["threads"] == before + 1
+    assert "--threads" in _fails(
+        tmp_path / "h2", paper, "--data", str(digits_dir), "--threads", "0"
+    )
+
+
 def test_the_dropout_gap_is_paired_when_the_predictions_were_kept() -> None:
     from kfw.dl.repro.report import _gap
 
