@@ -259,9 +259,10 @@ def batchnorm_markdown(
         else "in this run the BN network's sigmoid input moved at least as much as the "
         "baseline's: the paper's picture is not reproduced here.",
         modification=_modification_section(mod),
+        where=_device_options(record, res),
         reproduce_modification=(
-            f"kfw repro batchnorm --data DIR --modification lr --seeds {len(mod[1]['seeds'])} "
-            f"--steps {mod[1]['steps'][-1]}"
+            f"kfw repro batchnorm --data DIR {_device_options(*mod)} --modification lr "
+            f"--seeds {len(mod[1]['seeds'])} --steps {mod[1]['steps'][-1]}"
             if mod
             else "kfw repro batchnorm --data DIR --modification lr"
         ),
@@ -519,8 +520,12 @@ def dropout_markdown(
 
 
 def _threads(record: dict[str, Any], res: dict[str, Any]) -> int | None:
-    """The CPU threads a run trained with (its float sums, hence its numbers, depend on them)."""
-    threads = record.get("environment", {}).get("threads")
+    """The CPU threads a run trained with (its float sums, hence its numbers, depend on them).
+
+    The config's ``threads`` when the run set them (torch had its own setting back before the
+    record was written), else torch's own setting, which the record's environment holds.
+    """
+    threads = record["config"].get("threads") or record.get("environment", {}).get("threads")
     return threads if res["device"] == "cpu" and threads else None
 
 
@@ -529,14 +534,20 @@ def _where(record: dict[str, Any], res: dict[str, Any]) -> str:
     return res["device"] if threads is None else f"cpu, {threads} thread{'s' * (threads > 1)}"
 
 
+def _device_options(record: dict[str, Any], res: dict[str, Any]) -> str:
+    """``--device`` and ``--threads`` as the run had them: the command runs where the run ran
+    (the default ``auto`` would take a GPU where there is one, and the numbers would move)."""
+    threads = _threads(record, res)
+    return f"--device {res['device']}" + ("" if threads is None else f" --threads {threads}")
+
+
 def _dropout_command(record: dict[str, Any], res: dict[str, Any]) -> str:
     cfg = record["config"]
     decay = cfg.get("total_decay", PAPER_DECAY)
     extra = "" if math.isclose(decay, PAPER_DECAY, rel_tol=1e-6) else f" --total-decay {decay:g}"
     rows = ",".join(res["rows"])
-    threads = _threads(record, res)
-    env = "" if threads is None else f"OMP_NUM_THREADS={threads} "
-    return f"{env}kfw repro dropout --data DIR --epochs {cfg['epochs']} --rows {rows}{extra}"
+    where = _device_options(record, res)
+    return f"kfw repro dropout --data DIR {where} --epochs {cfg['epochs']} --rows {rows}{extra}"
 
 
 def write_report(paper: str, home: Path, docs: Path) -> Report:

@@ -132,6 +132,9 @@ def test_batchnorm_cli_end_to_end(digits_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     text = (docs / "repro-batchnorm.md").read_text()
     assert "## Our modification" in text and "Not run yet" not in text
+    # the commands say where the runs ran: `auto` would take a GPU where there is one
+    assert "kfw repro batchnorm --data DIR --device cpu --threads 1 --seeds 2 --steps 60 " in text
+    assert "--data DIR --device cpu --threads 1 --modification lr --seeds 2 --steps 40" in text
     assert f"{100 * np.median(np.array(results['test_accuracy']['bn'])[:, -1]):.2f}%" in text
     page = (docs / "repro-batchnorm.html").read_text()
     assert page.count("data:image/png;base64,") == 3
@@ -232,6 +235,8 @@ def test_dropout_cli_and_report(
     assert f"{results['final_error']['dropout']:.2f}%" in text
     assert "data:image/png;base64," in (docs / "repro-dropout.html").read_text()
     assert "How long the learning rate stays high" not in text  # one schedule only so far
+    # torch's own thread count (1 here), as the run had it: the command runs where the run ran
+    assert "kfw repro dropout --data DIR --device cpu --threads 1 --epochs 1 --rows" in text
 
     # a run with a gentler decay joins the write-up as a sensitivity table; the main run stays
     res = _invoke(home, "dropout", "--data", str(digits_dir), "--epochs", "1",
