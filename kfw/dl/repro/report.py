@@ -31,6 +31,16 @@ ARM_STYLE = {"baseline": ("without BN", "#d62728"), "bn": ("with BN", "#1f77b4")
 
 TEMPLATES = Path(__file__).parent / "templates"  # the prose of the write-ups
 PAPER_DECAY = 0.998**3000  # the learning rate's factor over the paper's 3000 epochs
+# The max-norm row has not yet run at length on a CPU: its cost was timed instead. Seconds per
+# epoch (training and the epoch's test error), wall clock, 1 thread, on the shared 2-core
+# machine, 2026-12-06: the row alone over 2 epochs (`kfw repro dropout --data DIR --device cpu
+# --threads 1 --epochs 2 --rows dropout-maxnorm`: 31.4 s per epoch, 25 s of it CPU time),
+# the three rows over 1 (the same with `--epochs 1` and every row: 97.6 s, 78 s of CPU time).
+MAXNORM_SECONDS = {"alone": 31.4, "all rows": 97.6}
+MAXNORM_NOTE = (
+    "Timed on 2026-12-06 beside other work, at a load average of 3.3 to 4.3 on the 2 cores: a "
+    "quiet machine is faster."
+)
 
 
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
@@ -479,6 +489,21 @@ def dropout_markdown(
             measured=len(measured),
             figures=figures,
         ).rstrip("\n")
+    maxnorm_section = ""
+    if "dropout-maxnorm" not in res["rows"]:
+        n = len(res["epochs"])
+        cost = {k: {"run": v * n, "paper": v * 3000} for k, v in MAXNORM_SECONDS.items()}
+        maxnorm_section = "\n\n" + render(
+            TEMPLATES / "dropout-maxnorm.md",
+            alone=f"{MAXNORM_SECONDS['alone']:.1f}",
+            all_rows=f"{MAXNORM_SECONDS['all rows']:.1f}",
+            n_epochs=n,
+            alone_run=_duration(cost["alone"]["run"]),
+            all_run=_duration(cost["all rows"]["run"]),
+            alone_paper=_duration(cost["alone"]["paper"]),
+            all_paper=_duration(cost["all rows"]["paper"]),
+            note=MAXNORM_NOTE,
+        ).rstrip("\n")
     text = render(
         TEMPLATES / "dropout.md",
         run=record["id"],
@@ -514,9 +539,15 @@ def dropout_markdown(
         figure=next(iter(images)),
         matched="".join(f"\n{line}" for line in matched),  # one line each, after a blank
         decay_section=decay_section,
+        maxnorm_section=maxnorm_section,
         commands="\n".join(commands),
     )
     return text, images
+
+
+def _duration(seconds: float) -> str:
+    """``63 min`` under an hour and a half, ``3.3 h`` above."""
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _threads(record: dict[str, Any], res: dict[str, Any]) -> int | None:

@@ -262,6 +262,15 @@ def test_dropout_cli_and_report(
     se = 100 * math.sqrt((b + c - (b - c) ** 2) / 200)
     assert f"| {fin['standard']:.2f}% | {fin['dropout']:.2f}% | {gap:+.2f} ± {se:.2f} |" in text
     assert f"clearly worse (gap above 2 SE) in {int(gap > 2 * se)} of these 1 runs" in text
+    assert "## The max-norm row" not in text  # the main run has it
+
+    # a main run without the max-norm row states that row's timed cost, and how to add it
+    from kfw.dl.repro.report import MAXNORM_SECONDS, dropout_markdown
+
+    alone, _ = dropout_markdown((json.loads((second / "run.json").read_text()), second_res))
+    assert "## The max-norm row: timed, not yet run" in alone
+    assert f"{MAXNORM_SECONDS['alone']:.1f} s for the max-norm row alone" in alone
+    assert "--epochs 1 --rows standard,dropout,dropout-maxnorm\nkfw repro report" in alone
 
 
 SMOKE = {
