@@ -21,6 +21,8 @@ are left alone.
 from __future__ import annotations
 
 import ast
+import copy
+import dataclasses
 import functools
 import re
 import shlex
@@ -205,16 +207,38 @@ def of_kind(kind: str) -> list[Command]:
 
 @functools.cache
 def kfw_cli() -> Any:
-    """kfw's click command tree with every callback removed: parsing only, nothing runs."""
+    """kfw's click command tree with every callback removed: parsing only, nothing runs.
+
+    A path option that must exist (``exists=True``) takes any path here: the files a page
+    names (``original.csv``, ``DIR``) are the reader's, not the repository's.
+    """
     root = typer.main.get_command(app)
 
     def strip(command: Any) -> None:
         command.callback = None
+        for param in command.params:
+            accept_any_path(param)
         for sub in getattr(command, "commands", {}).values():
             strip(sub)
 
     strip(root)
     return root
+
+
+def accept_any_path(param: Any) -> None:
+    """Let a path parameter that must exist take any path, on copies: the real CLI keeps its
+    checks. Click keeps ``exists`` on the parameter's type; typer's own coercion (typer 0.2x)
+    on its descriptor's parameter info, shared with the ``typer.Option`` of the source."""
+    kind = getattr(param, "type", None)
+    if getattr(kind, "exists", False):
+        param.type = copy.copy(kind)
+        param.type.exists = False
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None and getattr(descriptor.parameter_info, "exists", False):
+        info = copy.copy(descriptor.parameter_info)
+        info.exists = False
+        param.type_descriptor = dataclasses.replace(descriptor, parameter_info=info)
+        param._runtime_param = None  # typer builds the coercion from the descriptor, lazily
 
 
 def kfw_problem(args: list[str] | tuple[str, ...]) -> str | None:
@@ -312,6 +336,7 @@ def test_the_checker_refuses_what_the_cli_refuses() -> None:
     assert kfw_problem(["cv", "titanic"]) is None
     assert kfw_problem(["--home", "somewhere", "cv", "titanic", "--model", "lgbm"]) is None
     assert kfw_problem(["--help"]) is None
+    assert kfw_problem(["cv", "titanic", "--extra-train", "the-readers-own.csv"]) is None
     assert "NoSuchOption" in kfw_problem(["cv", "titanic", "--no-such-option"])
     assert "MissingParameter" in kfw_problem(["cv"])  # the competition
     assert "BadParameter" in kfw_problem(["repro", "batchnorm", "--data", "D", "--seeds", "3x"])
