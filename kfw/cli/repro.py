@@ -24,6 +24,7 @@ Data = Annotated[
 ]
 Device = Annotated[str, typer.Option(help="auto (cuda if available), cpu, cuda, cuda:N.")]
 Docs = Annotated[Path, typer.Option(help="Where the write-up goes (repro-*.md, .html, img/).")]
+THREADS_HELP = "CPU threads torch trains with, then restored; ignored on a GPU."
 
 
 class StepProgress(RichProgress):
@@ -87,6 +88,9 @@ def batchnorm(
         typer.Option(help="lr: our question, the learning rate BN tolerates (x1, x3, x10, x30)."),
     ] = None,
     device: Device = "auto",
+    threads: Annotated[
+        int, typer.Option(help=f"{THREADS_HELP} One is fastest for this tiny net.")
+    ] = 1,
     docs: Docs = Path("docs"),
     report: Annotated[bool, typer.Option(help="Regenerate the write-up after the run.")] = False,
 ) -> None:
@@ -102,7 +106,7 @@ def batchnorm(
     steps = steps or (50_000 if modification is None else 20_000)
     config = BNConfig(
         steps=steps, lr=lr, batch_size=batch_size, seeds=seeds, seed=seed,
-        eval_every=eval_every, device=device,
+        eval_every=eval_every, device=device, threads=threads,
     )  # fmt: skip
     progress = StepProgress(steps, "step")
     home = kfw_home(ctx)
@@ -147,6 +151,12 @@ def dropout(
     ] = 0.998**3000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     device: Device = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help=f"{THREADS_HELP} Default: torch's own (OMP_NUM_THREADS).", show_default=False
+        ),
+    ] = None,
     docs: Docs = Path("docs"),
     report: Annotated[bool, typer.Option(help="Regenerate the write-up after the run.")] = False,
 ) -> None:
@@ -162,6 +172,7 @@ def dropout(
         total_decay=total_decay,
         seed=seed,
         device=device,
+        threads=threads,
     )
     progress = StepProgress(epochs, "epoch")
     home = kfw_home(ctx)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from kfw.errors import ConfigError
@@ -30,3 +33,22 @@ def resolve_device(device: str = "auto") -> torch.device:
     elif dev.type != "cpu":
         raise ConfigError(f"device {device!r} is not supported (auto, cpu or cuda)")
     return dev
+
+
+@contextlib.contextmanager
+def cpu_threads(device: torch.device, threads: int | None) -> Iterator[None]:
+    """torch's CPU threads at ``threads`` while a computation on ``device`` runs, then as before.
+
+    ``None``, or a device other than the CPU, leaves torch's setting alone (``OMP_NUM_THREADS``
+    or torch's default). torch's thread count is process-wide: a command that sets it for its
+    training gives it back, so what runs next in the process is not slowed or sped up by it.
+    """
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    if device.type == "cpu" and threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

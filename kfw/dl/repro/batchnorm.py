@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kfw.dl.device import resolve_device
+from kfw.dl.device import cpu_threads, resolve_device
 from kfw.dl.layers import BatchNorm1d, ReplicaLinear
 from kfw.dl.repro import Digits, load_digits, save_run
 from kfw.dl.repro.report import figure1a, figure1bc, modification_figure
@@ -71,9 +71,10 @@ class BNConfig:
     device : str
         ``auto`` (cuda when available), ``cpu``, ``cuda``...
     threads : int or None
-        CPU threads for torch while training (None: leave torch's setting). The network is so
-        small that every step is dominated by per-op overhead: on a shared 2-core machine we
-        measured 1.1 ms per step with one thread and 4-7 ms with two, so the default is 1.
+        CPU threads for torch while training, restored afterwards (None: leave torch's
+        setting). The network is so small that every step is dominated by per-op overhead: on
+        a shared 2-core machine we measured 1.1 ms per step with one thread and 4-7 ms with
+        two, so the default is 1.
     extra_steps : list of int
         More steps to include in the evaluation grid.
     """
@@ -103,6 +104,8 @@ class BNConfig:
             raise ConfigError("--batch-size must be >= 2: BN needs two examples for a variance")
         if not self.lr > 0:
             raise ConfigError(f"--lr must be > 0, got {self.lr}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if not 0 <= self.unit < self.hidden[-1]:
             raise ConfigError(f"unit {self.unit} is not in the last hidden layer")
 
@@ -227,13 +230,8 @@ def train(
     lr = torch.tensor(lrs, device=device, dtype=torch.float32)
     lr_views = [lr.view(-1, *([1] * (p.dim() - 1))) for p in params]
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    threads = torch.get_num_threads()
-    if device.type == "cpu" and config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with cpu_threads(device, config.threads):
         return _loop(model, params, lr_views, gens, data, config, callback, label)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _loop(

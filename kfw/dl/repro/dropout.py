@@ -39,7 +39,7 @@ from torch import nn
 
 from kfw.core.runstore import config_key, runs_dir
 from kfw.dl.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from kfw.dl.device import resolve_device
+from kfw.dl.device import cpu_threads, resolve_device
 from kfw.dl.layers import Dropout, ReplicaLinear, max_norm_
 from kfw.dl.repro import Digits, load_digits, save_run
 from kfw.dl.repro.report import dropout_figure
@@ -94,6 +94,10 @@ class DropoutConfig:
         Multiplies every row's initial learning rate (1: the rates of ``ROWS``).
     train_subset : int or None
         Train on the first N images only (tests and smoke runs).
+    threads : int or None
+        CPU threads for torch while training, restored afterwards (None: leave torch's
+        setting, which ``OMP_NUM_THREADS`` or torch's default decides). The float sums, hence
+        the last digits of the errors, depend on it.
     """
 
     epochs: int = 100
@@ -110,6 +114,7 @@ class DropoutConfig:
     seed: int = 0
     device: str = "auto"
     train_subset: int | None = None
+    threads: int | None = None
 
     def validate(self) -> None:
         unknown = [r for r in self.rows if r not in ROWS]
@@ -121,6 +126,8 @@ class DropoutConfig:
             raise ConfigError(f"--lr-scale must be > 0, got {self.lr_scale}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("--epochs and --batch-size must be >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
 
     def row(self, name: str) -> Row:
         row = ROWS[name]
@@ -190,8 +197,20 @@ def train_rows(
     With ``checkpoint``, the whole state (weights, velocities, both generators, the errors so
     far) is written there atomically after an epoch once ``checkpoint_every`` seconds have passed
     since the last write, and after the last epoch; a call that finds it continues from it, and
-    on the CPU the resumed run equals the uninterrupted one bit for bit.
+    on the CPU the resumed run equals the uninterrupted one bit for bit. torch trains with
+    ``config.threads`` CPU threads, and has its own setting back afterwards.
     """
+    with cpu_threads(data.x_train.device, config.threads):
+        return _train_rows(data, config, callback, checkpoint, checkpoint_every)
+
+
+def _train_rows(
+    data: Digits,
+    config: DropoutConfig,
+    callback: Callback,
+    checkpoint: Path | None,
+    checkpoint_every: float,
+) -> dict[str, Any]:
     device = data.x_train.device
     rows = [config.row(name) for name in config.rows]
     x, y = data.x_train, data.y_train

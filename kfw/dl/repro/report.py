@@ -31,6 +31,16 @@ ARM_STYLE = {"baseline": ("without BN", "#d62728"), "bn": ("with BN", "#1f77b4")
 
 TEMPLATES = Path(__file__).parent / "templates"  # the prose of the write-ups
 PAPER_DECAY = 0.998**3000  # the learning rate's factor over the paper's 3000 epochs
+# The max-norm row has not yet run at length on a CPU: its cost was timed instead. Seconds per
+# epoch (training and the epoch's test error), wall clock, 1 thread, on the shared 2-core
+# machine, 2026-12-06: the row alone over 2 epochs (`kfw repro dropout --data DIR --device cpu
+# --threads 1 --epochs 2 --rows dropout-maxnorm`: 31.4 s per epoch, 25 s of it CPU time),
+# the three rows over 1 (the same with `--epochs 1` and every row: 97.6 s, 78 s of CPU time).
+MAXNORM_SECONDS = {"alone": 31.4, "all rows": 97.6}
+MAXNORM_NOTE = (
+    "Timed on 2026-12-06 beside other work, at a load average of 3.3 to 4.3 on the 2 cores: a "
+    "quiet machine is faster."
+)
 
 
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
@@ -259,9 +269,10 @@ def batchnorm_markdown(
         else "in this run the BN network's sigmoid input moved at least as much as the "
         "baseline's: the paper's picture is not reproduced here.",
         modification=_modification_section(mod),
+        where=_device_options(record, res),
         reproduce_modification=(
-            f"kfw repro batchnorm --data DIR --modification lr --seeds {len(mod[1]['seeds'])} "
-            f"--steps {mod[1]['steps'][-1]}"
+            f"kfw repro batchnorm --data DIR {_device_options(*mod)} --modification lr "
+            f"--seeds {len(mod[1]['seeds'])} --steps {mod[1]['steps'][-1]}"
             if mod
             else "kfw repro batchnorm --data DIR --modification lr"
         ),
@@ -478,6 +489,21 @@ def dropout_markdown(
             measured=len(measured),
             figures=figures,
         ).rstrip("\n")
+    maxnorm_section = ""
+    if "dropout-maxnorm" not in res["rows"]:
+        n = len(res["epochs"])
+        cost = {k: {"run": v * n, "paper": v * 3000} for k, v in MAXNORM_SECONDS.items()}
+        maxnorm_section = "\n\n" + render(
+            TEMPLATES / "dropout-maxnorm.md",
+            alone=f"{MAXNORM_SECONDS['alone']:.1f}",
+            all_rows=f"{MAXNORM_SECONDS['all rows']:.1f}",
+            n_epochs=n,
+            alone_run=_duration(cost["alone"]["run"]),
+            all_run=_duration(cost["all rows"]["run"]),
+            alone_paper=_duration(cost["alone"]["paper"]),
+            all_paper=_duration(cost["all rows"]["paper"]),
+            note=MAXNORM_NOTE,
+        ).rstrip("\n")
     text = render(
         TEMPLATES / "dropout.md",
         run=record["id"],
@@ -513,14 +539,24 @@ def dropout_markdown(
         figure=next(iter(images)),
         matched="".join(f"\n{line}" for line in matched),  # one line each, after a blank
         decay_section=decay_section,
+        maxnorm_section=maxnorm_section,
         commands="\n".join(commands),
     )
     return text, images
 
 
+def _duration(seconds: float) -> str:
+    """``63 min`` under an hour and a half, ``3.3 h`` above."""
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 def _threads(record: dict[str, Any], res: dict[str, Any]) -> int | None:
-    """The CPU threads a run trained with (its float sums, hence its numbers, depend on them)."""
-    threads = record.get("environment", {}).get("threads")
+    """The CPU threads a run trained with (its float sums, hence its numbers, depend on them).
+
+    The config's ``threads`` when the run set them (torch had its own setting back before the
+    record was written), else torch's own setting, which the record's environment holds.
+    """
+    threads = record["config"].get("threads") or record.get("environment", {}).get("threads")
     return threads if res["device"] == "cpu" and threads else None
 
 
@@ -529,14 +565,20 @@ def _where(record: dict[str, Any], res: dict[str, Any]) -> str:
     return res["device"] if threads is None else f"cpu, {threads} thread{'s' * (threads > 1)}"
 
 
+def _device_options(record: dict[str, Any], res: dict[str, Any]) -> str:
+    """``--device`` and ``--threads`` as the run had them: the command runs where the run ran
+    (the default ``auto`` would take a GPU where there is one, and the numbers would move)."""
+    threads = _threads(record, res)
+    return f"--device {res['device']}" + ("" if threads is None else f" --threads {threads}")
+
+
 def _dropout_command(record: dict[str, Any], res: dict[str, Any]) -> str:
     cfg = record["config"]
     decay = cfg.get("total_decay", PAPER_DECAY)
     extra = "" if math.isclose(decay, PAPER_DECAY, rel_tol=1e-6) else f" --total-decay {decay:g}"
     rows = ",".join(res["rows"])
-    threads = _threads(record, res)
-    env = "" if threads is None else f"OMP_NUM_THREADS={threads} "
-    return f"{env}kfw repro dropout --data DIR --epochs {cfg['epochs']} --rows {rows}{extra}"
+    where = _device_options(record, res)
+    return f"kfw repro dropout --data DIR {where} --epochs {cfg['epochs']} --rows {rows}{extra}"
 
 
 def write_report(paper: str, home: Path, docs: Path) -> Report:

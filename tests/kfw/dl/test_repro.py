@@ -132,6 +132,9 @@ def test_batchnorm_cli_end_to_end(digits_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     text = (docs / "repro-batchnorm.md").read_text()
     assert "## Our modification" in text and "Not run yet" not in text
+    # the commands say where the runs ran: `auto` would take a GPU where there is one
+    assert "kfw repro batchnorm --data DIR --device cpu --threads 1 --seeds 2 --steps 60 " in text
+    assert "--data DIR --device cpu --threads 1 --modification lr --seeds 2 --steps 40" in text
     assert f"{100 * np.median(np.array(results['test_accuracy']['bn'])[:, -1]):.2f}%" in text
     page = (docs / "repro-batchnorm.html").read_text()
     assert page.count("data:image/png;base64,") == 3
@@ -232,6 +235,8 @@ def test_dropout_cli_and_report(
     assert f"{results['final_error']['dropout']:.2f}%" in text
     assert "data:image/png;base64," in (docs / "repro-dropout.html").read_text()
     assert "How long the learning rate stays high" not in text  # one schedule only so far
+    # torch's own thread count (1 here), as the run had it: the command runs where the run ran
+    assert "kfw repro dropout --data DIR --device cpu --threads 1 --epochs 1 --rows" in text
 
     # a run with a gentler decay joins the write-up as a sensitivity table; the main run stays
     res = _invoke(home, "dropout", "--data", str(digits_dir), "--epochs", "1",
@@ -257,6 +262,47 @@ def test_dropout_cli_and_report(
     se = 100 * math.sqrt((b + c - (b - c) ** 2) / 200)
     assert f"| {fin['standard']:.2f}% | {fin['dropout']:.2f}% | {gap:+.2f} ± {se:.2f} |" in text
     assert f"clearly worse (gap above 2 SE) in {int(gap > 2 * se)} of these 1 runs" in text
+    assert "## The max-norm row" not in text  # the main run has it
+
+    # a main run without the max-norm row states that row's timed cost, and how to add it
+    from kfw.dl.repro.report import MAXNORM_SECONDS, dropout_markdown
+
+    alone, _ = dropout_markdown((json.loads((second / "run.json").read_text()), second_res))
+    assert "## The max-norm row: timed, not yet run" in alone
+    assert f"{MAXNORM_SECONDS['alone']:.1f} s for the max-norm row alone" in alone
+    assert "--epochs 1 --rows standard,dropout,dropout-maxnorm\nkfw repro report" in alone
+
+
+SMOKE = {
+    "batchnorm": ("--steps", "20", "--eval-every", "10", "--seeds", "1", "--batch-size", "20"),
+    "dropout": ("--epochs", "1", "--rows", "dropout"),
+}
+
+
+@pytest.mark.parametrize("paper", sorted(SMOKE))
+def test_threads_reach_torch_while_training_and_are_given_back(
+    paper: str, digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--threads N``: torch trains with N threads, the run records N, and torch's own setting
+    is back afterwards (both reproductions take the same knob)."""
+    from kfw.cli.repro import StepProgress
+
+    seen: list[int] = []  # torch's threads at every evaluation, from inside the training loop
+    monkeypatch.setattr(
+        StepProgress, "log", lambda self, m, step=None: seen.append(torch.get_num_threads())
+    )
+    before = torch.get_num_threads()
+    home = tmp_path / "home"
+    res = _invoke(home, paper, "--data", str(digits_dir), "--device", "cpu",
+                  "--threads", str(before + 1), *SMOKE[paper])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert seen and set(seen) == {before + 1}
+    assert torch.get_num_threads() == before
+    (record,) = (home / "runs" / f"repro-{paper}").glob("*/run.json")
+    assert json.loads(record.read_text())["config"]["threads"] == before + 1
+    assert "--threads" in _fails(
+        tmp_path / "h2", paper, "--data", str(digits_dir), "--threads", "0"
+    )
 
 
 def test_the_dropout_gap_is_paired_when_the_predictions_were_kept() -> None:
