@@ -90,29 +90,30 @@ PresetName = Annotated[
 ]
 
 
-def with_preset(spec: Competition, name: str | None, say: Callback) -> Competition:
+def with_preset(spec: Competition, name: str | None) -> tuple[Competition, str | None]:
     """The spec whose roster is preset ``name``'s; unset, the one this machine should run.
 
     A preset with ``when = "no-cuda"`` replaces ``[[models]]`` on a machine without a CUDA
-    GPU, and ``say`` tells the user so in one line (torch is imported only to ask, and only
-    when the competition has such a preset).
+    GPU; the line saying so comes back, for the command to print once its data is found (a
+    command that fails says one line, its error). torch is imported only to ask, and only
+    when the competition has such a preset.
     """
     if name is not None:
-        return spec.with_preset(name)
+        return spec.with_preset(name), None
     fallback = [n for n, p in spec.presets.items() if p.when == "no-cuda"]
     if not fallback:
-        return spec
+        return spec, None
     import torch
 
     if torch.cuda.is_available():
-        return spec
+        return spec, None
     chosen = spec.presets[fallback[0]]
     what = f" ({chosen.description})" if chosen.description else ""
-    say.info(
+    said = (
         f"preset {fallback[0]}: no CUDA GPU here, so the CPU roster{what}; "
         f"`--preset default` runs the GPU roster anyway"
     )
-    return spec.with_preset(fallback[0])
+    return spec.with_preset(fallback[0]), said
 
 
 def with_early_stopping(spec: Competition, mode: str | None) -> Competition:

@@ -65,8 +65,9 @@ def cv(
     # every argument is checked before the data is read or anything is written
     progress = RichProgress()
     spec = with_early_stopping(competition(ctx, comp), early_stopping)
+    said = None
     if preset is not None or not model:  # --model names what runs; a preset names a roster
-        spec = with_preset(spec, preset, progress)
+        spec, said = with_preset(spec, preset)
     overrides = dict(parse_override(p) for p in param or [])
     limit = parse_duration(time_limit) if time_limit else None
     from kfw.ensemble.roster import resolve_members, run_competition
@@ -74,6 +75,8 @@ def cv(
 
     resolve_members(spec, model, overrides=overrides, tuned_home=kfw_home(ctx) if tuned else None)
     context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb, extra_train=extra_train)
+    if said:
+        progress.info(said)
     records = run_competition(
         context,
         model,
@@ -160,11 +163,14 @@ def audit(
     adversarial: Annotated[
         bool, typer.Option("--adversarial/--no-adversarial", help="Also compare train with test.")
     ] = True,
+    preset: PresetName = None,
 ) -> None:
     """Permuted-target audit (each model must score at chance) and train-vs-test drift."""
     from rich.table import Table
 
-    spec = competition(ctx, comp)
+    spec, said = competition(ctx, comp), None
+    if preset is not None or not model:  # the roster kfw cv would run here
+        spec, said = with_preset(spec, preset)
     from kfw.ensemble.roster import resolve_members
     from kfw.pipeline.context import prepare
     from kfw.study.audit import audit_competition
@@ -172,6 +178,8 @@ def audit(
     resolve_members(spec, model)  # a bad model name fails before the data is read
     progress = RichProgress()
     context = prepare(spec, kfw_home(ctx), progress)
+    if said:
+        progress.info(said)
     results = audit_competition(
         context,
         model,

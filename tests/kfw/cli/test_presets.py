@@ -104,6 +104,18 @@ def test_a_named_preset_wins_over_the_machine(
     assert _labels(comp) == ["lgbm-cpu", "logreg"]
 
 
+def test_without_data_the_only_line_is_the_error(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_competition(home, models=("logreg",), write_data=False)
+    toml = home / "competitions" / "synth" / "competition.toml"
+    toml.write_text(toml.read_text() + PRESET)
+    _cuda(monkeypatch, False)
+    code, err = _cv(capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("kfw: error: no data")
+
+
 def test_an_unknown_preset_is_one_line_and_writes_nothing(
     comp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -31,6 +31,8 @@ BAD = {
     "stack: unknown run": (["stack", "titanic", "--run", "nope"], "no run 'nope' for titanic"),
     "ablate: unknown model": (["ablate", "titanic", "--model", "nope", "--toggle", "x"], "unknown model 'nope'"),
     "early-stopping mode": (["cv", "titanic", "--early-stopping", "nope"], "'nope' is not one of"),
+    "unknown preset": (["cv", "titanic", "--preset", "gpu"], "titanic has no preset 'gpu' (it has: default)"),
+    "audit: unknown preset": (["audit", "titanic", "--preset", "gpu"], "has no preset 'gpu'"),
     "new: unknown metric": (["new", "some-comp", "--download", "--metric", "nope"], "unknown metric 'nope'"),
 }  # fmt: skip
 USAGE = {

@@ -147,7 +147,7 @@ def test_storage_urls_are_passed_on_as_the_user_wrote_them():
     [
         ("not a url", "is not a database URL"),
         ("postgres://u@h/db", "SQLAlchemy says postgresql://; write that"),
-        ("postgresql+psycopg2://u:pw@h/db", "needs a driver that is not installed"),
+        ("postgresql+pg8000://u:pw@h/db", "needs a driver that is not installed"),  # not installed
         ("nosuchdb://h/db", "nosuchdb"),
     ],
 )
