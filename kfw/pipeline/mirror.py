@@ -337,10 +337,10 @@ def tags(record: dict[str, Any], env: Mapping[str, str] | None = None) -> list[s
     env = os.environ if env is None else env
     values = [t.strip() for t in env.get("WANDB_TAGS", "").split(",")]
     values += [
-        record["competition"],
+        record.get("competition", ""),
         record.get("model") or record.get("method") or "",
-        record["label"],
-        record["kind"],
+        record.get("label", ""),
+        record.get("kind", ""),
         # a language-model run (kfw lm) has no folds
         f"folds-{record['folds']['hash']}" if record.get("folds") else "",
     ]
