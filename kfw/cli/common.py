@@ -116,6 +116,52 @@ def with_preset(spec: Competition, name: str | None) -> tuple[Competition, str |
     return spec.with_preset(fallback[0]), said
 
 
+ThresholdMode = Annotated[
+    str | None,
+    typer.Option(
+        "--threshold",
+        help="fixed (0.5) | tune: a binary label metric's threshold, chosen in every fold on "
+        "an inner split of its training part (default: the competition's `threshold`).",
+        show_default=False,
+    ),
+]
+
+
+def with_threshold(spec: Competition, mode: str | None) -> Competition:
+    """The spec with ``--threshold`` applied, checked like the toml's value."""
+    if mode is None:
+        return spec
+    import dataclasses
+
+    from kfw.core.config import check_threshold
+    from kfw.errors import ConfigError
+
+    if mode not in ("fixed", "tune"):
+        raise ConfigError(f"--threshold: {mode!r} is not one of 'fixed' | 'tune'")
+    spec = dataclasses.replace(spec, threshold=mode)
+    try:
+        check_threshold(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"--threshold tune: {exc}") from None
+    return spec
+
+
+def threshold_line(record: dict[str, Any]) -> str | None:
+    """How a run with tuned thresholds compares with 0.5 and with tuning on its own OOF."""
+    if record.get("threshold") is None:
+        return None
+    folds = [
+        f["threshold"] for f in record.get("fold_scores", []) if f.get("threshold") is not None
+    ]
+    return (
+        f"threshold tuned in each fold on an inner split of its training part: "
+        f"{min(folds):.3f}-{max(folds):.3f}, the test set gets {record['threshold']:.3f}; "
+        f"at 0.5 the OOF scores {fmt_score(record['score_at_default_threshold'])}; tuned on the "
+        f"OOF itself ({record['oof_threshold']:.3f}) {fmt_score(record['score_oof_tuned'])}, "
+        f"OPTIMISTIC: chosen on the rows it scores"
+    )
+
+
 def with_early_stopping(spec: Competition, mode: str | None) -> Competition:
     """The spec with ``--early-stopping`` applied (checked like the toml's value)."""
     if mode is None:

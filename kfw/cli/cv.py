@@ -16,12 +16,15 @@ from kfw.cli.common import (
     RichProgress,
     Seed,
     Threads,
+    ThresholdMode,
     competition,
     console,
     fmt_score,
     kfw_home,
+    threshold_line,
     with_early_stopping,
     with_preset,
+    with_threshold,
 )
 
 if TYPE_CHECKING:
@@ -58,13 +61,14 @@ def cv(
     ] = None,
     early_stopping: EarlyStoppingMode = None,
     preset: PresetName = None,
+    threshold: ThresholdMode = None,
 ) -> None:
     """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
     from kfw.core.config import parse_duration, parse_override
 
     # every argument is checked before the data is read or anything is written
     progress = RichProgress()
-    spec = with_early_stopping(competition(ctx, comp), early_stopping)
+    spec = with_threshold(with_early_stopping(competition(ctx, comp), early_stopping), threshold)
     said = None
     if preset is not None or not model:  # --model names what runs; a preset names a roster
         spec, said = with_preset(spec, preset)
@@ -94,6 +98,9 @@ def cv(
             f"{r['label']:>12}  {r['metric']} {fmt_score(r['score'])}{_se(r)}  run {r['id']}",
             highlight=False,
         )
+    for r in records:
+        if line := threshold_line(r):
+            console().print(f"{r['label']:>12}  {line}", highlight=False)
     detail = f"folds ± {last['std']:.5f}"
     if last["kind"] == "ensemble":
         detail = f"{last['label']} of {len(last['members'])}, fitted inside the folds"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from kfw.core.folds import FoldScheme
-from kfw.core.metrics import check_metric_task, get_metric
+from kfw.core.metrics import check_metric_task, get_metric, uses_threshold
 from kfw.errors import ConfigError
 
 T = TypeVar("T")
@@ -331,6 +331,9 @@ class Competition:
     folds: Any  # kfw.core.folds.FoldScheme, checked in load_competition
     models: tuple[ModelSpec, ...]
     presets: dict[str, Preset] = dataclasses.field(default_factory=dict)
+    # "tune": a binary task scored on labels chooses its decision threshold in every fold, on
+    # an inner split of the training part (kfw.core.cv.fit_fold); "fixed": 0.5
+    threshold: Literal["fixed", "tune"] = "fixed"
     ensemble: EnsembleSpec = dataclasses.field(default_factory=EnsembleSpec)
     early_stopping: EarlyStopping = dataclasses.field(default_factory=EarlyStopping)
     refuse: tuple[Refusal, ...] = ()
@@ -369,6 +372,23 @@ class Competition:
             if m.label == label:
                 return m
         return ModelSpec(name=label)
+
+
+def check_threshold(spec: Competition) -> None:
+    """``threshold = "tune"`` needs one binary target scored on labels (accuracy, F1 ...)."""
+    if spec.threshold == "fixed":
+        return
+    if spec.task != "binary" or spec.multi_target:
+        raise ConfigError(
+            f'threshold = "tune" is for one binary target; {spec.slug} is '
+            f"{'multi-target' if spec.multi_target else spec.task}"
+        )
+    metric = get_metric(spec.metric)
+    if not uses_threshold(metric, spec.task):
+        raise ConfigError(
+            f'threshold = "tune" needs a metric scored on labels (accuracy, f1 ...); '
+            f"{metric.name} reads the probabilities, so no threshold changes it"
+        )
 
 
 def builtin_competitions_dir() -> Path:
@@ -443,6 +463,10 @@ def _check_competition(spec: Competition, path: Path) -> None:
             raise ConfigError(
                 f"{path}: submission.columns must be the id and then the targets {list(spec.targets)}"
             )
+    try:
+        check_threshold(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     if not spec.models:
         raise ConfigError(f"{path}: the roster ([[models]]) is empty")
     for where, models in [("[[models]]", spec.models)] + [

@@ -31,7 +31,7 @@ from sklearn.base import clone
 from kfw.core.config import EarlyStopping
 from kfw.core.encoding import CategoricalAligner
 from kfw.core.folds import Folds, Split
-from kfw.core.metrics import Metric
+from kfw.core.metrics import Metric, uses_threshold
 from kfw.core.noise import NoiseError, corrected_se
 from kfw.progress import NULL, Callback
 
@@ -66,6 +66,9 @@ class FoldResult:
     # where early stopping chose ``best_iteration``: "inner" or "scored-fold" (optimistic)
     stopped_on: str | None = None
     refit: bool = False  # refitted on the whole training part for ``best_iteration`` rounds
+    # the decision threshold tuned on an inner split of this fold's training part (binary
+    # label metrics with ``threshold = "tune"``); ``score`` is at this threshold
+    threshold: float | None = None
 
 
 @dataclass
@@ -99,6 +102,13 @@ class CVResult:
     seconds: float = 0.0
     score_without_excluded: float | None = None
     excluded: int = 0
+    # with tuned thresholds (see :func:`choose_threshold`): the one the test set gets (the
+    # median of the folds'), the OOF scored at the default 0.5, and the optimistic shortcut,
+    # a threshold chosen on the OOF itself and the score it gets there (never the headline)
+    threshold: float | None = None
+    score_at_default: float | None = None
+    oof_threshold: float | None = None
+    score_oof_tuned: float | None = None
 
     @property
     def fold_scores(self) -> np.ndarray:
@@ -184,6 +194,34 @@ def _importance(estimator: Any) -> pd.Series | None:
     return pd.Series(np.asarray(values, dtype=float), index=names)
 
 
+# decision thresholds (binary label metrics, see kfw.core.metrics.uses_threshold)
+DEFAULT_THRESHOLD = 0.5
+_CANDIDATES = 256  # thresholds tried: the predictions' quantiles (all of them when fewer)
+
+
+def at_threshold(proba: np.ndarray, threshold: float) -> np.ndarray:
+    """Labels ``proba >= threshold`` as 0.0 / 1.0, which a label metric reads as they are
+    (its own cut at 0.5 keeps them): the metric scored at ``threshold``."""
+    return (np.asarray(proba) >= threshold).astype(np.float64)
+
+
+def choose_threshold(metric: Metric, y: np.ndarray, proba: np.ndarray) -> float:
+    """The threshold that scores best on ``(y, proba)``; ties go to the one nearest 0.5.
+
+    Candidates are midpoints between consecutive distinct predictions (at most
+    :data:`_CANDIDATES`, taken at their quantiles), and 0.5 itself, so that a threshold never
+    sits on a prediction and the default is kept unless something beats it.
+    """
+    values = np.unique(np.asarray(proba, dtype=np.float64))
+    if len(values) > _CANDIDATES:
+        values = np.unique(np.quantile(values, np.linspace(0, 1, _CANDIDATES)))
+    candidates = np.unique(np.concatenate([(values[1:] + values[:-1]) / 2, [DEFAULT_THRESHOLD]]))
+    scores = np.array([metric(y, at_threshold(proba, t)) for t in candidates])
+    best = scores.max() if metric.greater_is_better else scores.min()
+    tied = candidates[np.isclose(scores, best, rtol=0, atol=1e-12)]
+    return float(tied[np.argmin(np.abs(tied - DEFAULT_THRESHOLD))])
+
+
 def training_rows(
     split: Split,
     X: pd.DataFrame,
@@ -234,6 +272,7 @@ class FoldFit:
     refit: bool = False
     # a network's epochs in the fit that chose the length (its validation curve), not the refit
     history: list[dict[str, float]] | None = None
+    threshold: float | None = None  # tuned on an inner split (binary label metrics)
 
 
 def _fit_on(
@@ -292,6 +331,7 @@ def fit_fold(
     callback: Callback | None = None,
     folds: Folds | None = None,
     early_stopping: EarlyStopping = INNER,
+    threshold_metric: Metric | None = None,
 ) -> FoldFit:
     """Fit features and model on one fold's training part; predict its validation part and test.
 
@@ -304,6 +344,10 @@ def fit_fold(
 
     ``extra`` (row features and fitted target of extra training rows, e.g. the original data
     set a synthetic competition was generated from) joins the training part only.
+
+    ``threshold_metric`` (binary): the decision threshold is chosen for that metric on an
+    inner split of the training part, by a model fitted on the inner training rows (the
+    early-stopping fit when there is one, else one more fit); the validation part is never read.
     """
     train = training_rows(split, X, y_fit, exclude, train_mask)
     watch_valid = split.valid
@@ -313,13 +357,16 @@ def fit_fold(
     common = dict(features=features, extra=extra, callback=callback)
     start = time.perf_counter()
     rounds, refit, history = None, False, None
+    threshold = None
+    if (mode == "inner" or threshold_metric is not None) and folds is None:
+        raise ValueError("an inner split of the training part needs the folds (folds=...)")
     if mode == "inner":
-        if folds is None:
-            raise ValueError("early stopping on an inner split needs the folds (folds=...)")
         inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
         model, step, align = _fit_on(estimator, X, y_fit, inner, watch=held, **common)
         rounds = getattr(model, "best_iteration_", None)
         history = _history(model)
+        if threshold_metric is not None:
+            threshold = _inner_threshold(threshold_metric, model, step, align, X, y_fit, held, task)
         if early_stopping.refit and rounds:
             fixed = clone(estimator).set_params(**estimator.fixed_length(int(rounds)))
             model, step, align = _fit_on(fixed, X, y_fit, train, watch=None, **common)
@@ -329,6 +376,11 @@ def fit_fold(
         rounds = getattr(model, "best_iteration_", None)
     else:
         model, step, align = _fit_on(estimator, X, y_fit, train, watch=None, **common)
+    if threshold_metric is not None and threshold is None:
+        inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
+        watch = held if mode != "off" else None  # a stopping model watches its inner rows
+        fitted = _fit_on(estimator, X, y_fit, inner, watch=watch, **common)
+        threshold = _inner_threshold(threshold_metric, *fitted, X, y_fit, held, task)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
 
@@ -340,8 +392,29 @@ def fit_fold(
     return FoldFit(
         valid_pred, test_pred, model, fit_seconds, time.perf_counter() - start, len(train),
         int(rounds) if rounds is not None else None, mode if rounds is not None else None, refit,
-        history if history is not None else _history(model),
+        history if history is not None else _history(model), threshold,
     )  # fmt: skip
+
+
+def _inner_threshold(
+    metric: Metric,
+    model: Any,
+    step: Any,
+    align: CategoricalAligner,
+    X: pd.DataFrame,
+    y_fit: np.ndarray,
+    held: np.ndarray,
+    task: str,
+) -> float:
+    """The threshold ``metric`` prefers on the held-out inner rows, as ``model`` predicts them."""
+    frame = X.iloc[held]
+    proba = _predict(
+        model,
+        align.transform(step.transform(frame) if step is not None else frame),
+        task,
+        TRANSFORMS["none"][1],
+    )
+    return choose_threshold(metric, y_fit[held], proba)
 
 
 def cross_validate(
@@ -362,6 +435,7 @@ def cross_validate(
     exclude: np.ndarray | None = None,
     extra: tuple[pd.DataFrame, np.ndarray] | None = None,
     early_stopping: EarlyStopping = INNER,
+    threshold: str = "fixed",
 ) -> CVResult:
     """Run the fold loop.
 
@@ -394,15 +468,28 @@ def cross_validate(
         never validated on.
     early_stopping : EarlyStopping
         Where a model that stops early chooses its length (default: an inner split).
+    threshold : {"fixed", "tune"}
+        ``"tune"`` (a binary task scored on labels): each fold's decision threshold is chosen
+        on an inner split of its training part (:func:`fit_fold`) and its validation part is
+        scored at it; a row's OOF label is the majority of its repeats' labels, and the
+        headline scores those. The OOF stays probabilities; the test set gets the median of
+        the folds' thresholds. Beside it, labelled: the OOF at 0.5, and the optimistic
+        threshold chosen on the OOF itself.
     """
     import pandas as pd
+
+    tuned = threshold == "tune"
+    if tuned and not uses_threshold(metric, task):
+        raise ValueError(
+            f"threshold tuning needs a binary label metric, not {metric.name} ({task})"
+        )
 
     forward, inverse = TRANSFORMS[target_transform]
     y_fit = _fit_target(y, task, forward)
     n = len(y)
     n_classes = int(np.max(y)) + 1 if task == "multiclass" else None
     shape = (n, n_classes) if n_classes else (n,)
-    oof_sum, oof_count = np.zeros(shape), np.zeros(n)
+    oof_sum, oof_count, votes = np.zeros(shape), np.zeros(n), np.zeros(n)
     test_sum = None
     results: list[FoldResult] = []
     importances: dict[str, pd.Series] = {}
@@ -430,12 +517,16 @@ def cross_validate(
                 callback=callback,
                 folds=folds,
                 early_stopping=early_stopping,
+                threshold_metric=metric if tuned else None,
             )
             valid_pred, test_pred = fit.valid_pred, fit.test_pred
+            scored_pred = (
+                valid_pred if fit.threshold is None else at_threshold(valid_pred, fit.threshold)
+            )
             result = FoldResult(
                 split.repeat,
                 split.fold,
-                metric(y[split.valid], valid_pred),
+                metric(y[split.valid], scored_pred),
                 fit.n_train,
                 len(split.valid),
                 fit.fit_seconds,
@@ -444,6 +535,7 @@ def cross_validate(
                 history=fit.history,
                 stopped_on=fit.stopped_on,
                 refit=fit.refit,
+                threshold=fit.threshold,
             )
             importance = _importance(fit.model)
             if store is not None:
@@ -452,6 +544,8 @@ def cross_validate(
             early.add(result.stopped_on)
         oof_sum[split.valid] += valid_pred
         oof_count[split.valid] += 1
+        if tuned:
+            votes[split.valid] += at_threshold(valid_pred, result.threshold)
         if test_pred is not None:
             test_sum = test_pred if test_sum is None else test_sum + test_pred
         if importance is not None:
@@ -462,17 +556,32 @@ def cross_validate(
     oof = np.full(shape, np.nan)
     oof[validated] = (oof_sum[validated].T / oof_count[validated]).T
     kept = validated & scored
+    # what the headline scores: the probabilities, or with tuned thresholds each row's label
+    # by the majority of its repeats (a tie counts as class 1, as p >= t does)
+    decided = oof
+    tuning: dict[str, Any] = {}
+    if tuned:
+        decided = np.full(n, np.nan)
+        decided[validated] = (votes[validated] / oof_count[validated] >= 0.5).astype(np.float64)
+        oof_threshold = choose_threshold(metric, y[validated], oof[validated])
+        tuning = dict(
+            threshold=float(np.median([f.threshold for f in results])),
+            score_at_default=metric(y[validated], oof[validated]),
+            oof_threshold=oof_threshold,
+            score_oof_tuned=metric(y[validated], at_threshold(oof[validated], oof_threshold)),
+        )
     cv = CVResult(
         oof=oof,
         test=test_sum / len(results) if test_sum is not None else None,
         folds=results,
-        score=metric(y[validated], oof[validated]),
-        score_without_excluded=metric(y[kept], oof[kept]) if exclude is not None else None,
+        score=metric(y[validated], decided[validated]),
+        score_without_excluded=metric(y[kept], decided[kept]) if exclude is not None else None,
         excluded=int((~scored).sum()),
         metric=metric.name,
         importances=pd.DataFrame(importances) if importances else None,
         early_stopping=_stopped_on(early),
         seconds=time.perf_counter() - started,
+        **tuning,
     )
     callback.cv_end(cv)
     return cv

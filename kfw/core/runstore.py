@@ -77,6 +77,7 @@ class FoldRecord(TypedDict, total=False):
     history: list[dict[str, float]] | None
     stopped_on: str | None
     refit: bool
+    threshold: float | None  # tuned on an inner split of this fold's training part
 
 
 class RunRecord(TypedDict, total=False):
@@ -115,6 +116,7 @@ class RunRecord(TypedDict, total=False):
     seed: int
     threads: int
     early_stopping_config: dict[str, Any] | None
+    threshold_mode: str  # "fixed" (0.5) or "tune" (chosen in each fold on an inner split)
     tuned_on: str | None  # the fold hash its tuned parameters were chosen on
     ablation: dict[str, Any]
     group: str
@@ -137,6 +139,13 @@ class RunRecord(TypedDict, total=False):
     best_iterations: list[int]
     resumed_folds: int
     optimistic: list[str]  # what was chosen on the rows it scores; never chosen by default
+    # tuned thresholds (binary label metrics): the test set's (median of the folds'; each fold's
+    # is in fold_scores), the OOF scored at 0.5, and the optimistic threshold chosen on the OOF
+    # itself with its score (shown beside, labelled; never the headline)
+    threshold: float | None
+    score_at_default_threshold: float | None
+    oof_threshold: float | None
+    score_oof_tuned: float | None
     # language models and reproductions
     config: dict[str, Any]
     config_key: str
@@ -158,7 +167,10 @@ def identity(record: RunRecord) -> str:
     """
     if record["kind"] == "ensemble":
         return config_key({"members": record["members"], "method": record["label"]})
-    return config_key({k: record.get(k) for k in MODEL_IDENTITY})
+    key = {k: record.get(k) for k in MODEL_IDENTITY}
+    if record.get("threshold_mode", "fixed") != "fixed":  # absent before it existed: same keys
+        key["threshold_mode"] = record["threshold_mode"]
+    return config_key(key)
 
 
 def read_record(run_dir: Path) -> RunRecord:

@@ -57,6 +57,7 @@ def build_submission(
     pred: np.ndarray,
     classes: np.ndarray | None,
     sample: pd.DataFrame,
+    threshold: float | None = None,
 ) -> pd.DataFrame:
     """Turn test predictions into the submission frame, rows in the sample's order.
 
@@ -66,6 +67,8 @@ def build_submission(
         Regression values, the class-1 probability (binary) or (n, K) probabilities.
     classes : ndarray or None
         The training classes, in the order of the probability columns.
+    threshold : float, optional
+        A binary label submission's decision threshold (the run's tuned one); default 0.5.
     """
     import pandas as pd
 
@@ -78,7 +81,8 @@ def build_submission(
     elif spec.task == "regression":
         frame[cols[1]] = pred
     elif fmt == "label":
-        index = (pred >= 0.5).astype(int) if pred.ndim == 1 else np.argmax(pred, axis=1)
+        cut = 0.5 if threshold is None else threshold
+        index = (pred >= cut).astype(int) if pred.ndim == 1 else np.argmax(pred, axis=1)
         frame[cols[1]] = np.asarray(classes)[index]
     elif pred.ndim == 1:
         frame[cols[1]] = pred

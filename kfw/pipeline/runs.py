@@ -55,7 +55,11 @@ def base_record(ctx: Context, kind: str, label: str) -> dict[str, Any]:
 
 
 def run_files(
-    ctx: Context, oof: np.ndarray, test: np.ndarray | None, importances: Any
+    ctx: Context,
+    oof: np.ndarray,
+    test: np.ndarray | None,
+    importances: Any,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     spec, d = ctx.spec, ctx.design
     names = list(spec.targets) if spec.multi_target else d.classes
@@ -70,7 +74,7 @@ def run_files(
     files: dict[str, Any] = {"oof.parquet": oof_frame, "importance.csv": importances}
     if test is not None:
         files["test.parquet"] = prediction_frame(d.test_ids, spec.id, test, names)
-        sub = build_submission(spec, d.test_ids, test, d.classes, ctx.dataset.sample)
+        sub = build_submission(spec, d.test_ids, test, d.classes, ctx.dataset.sample, threshold)
         files["submission.csv"] = check_and_encode(spec, sub, ctx.dataset.sample, d.classes)
     return files
 
@@ -100,6 +104,7 @@ def run_model(
     record.update(model=model.name, params=estimator_params(estimator), seed=seed, threads=threads)
     stops = stops_early(estimator) and spec.early_stopping.mode != "off"
     record["early_stopping_config"] = asdict(spec.early_stopping) if stops else None
+    record["threshold_mode"] = spec.threshold
     record.update(annotations or {})
     key = identity(record)
     started = time.time()
@@ -124,7 +129,7 @@ def run_model(
         if cv.importances is not None
         else None
     )
-    ctx.store.save(record, run_files(ctx, cv.oof, cv.test, importances))
+    ctx.store.save(record, run_files(ctx, cv.oof, cv.test, importances, cv.threshold))
     for partial in partials:
         partial.clear()
     return mirror_run(ctx, record, callback)
@@ -162,6 +167,11 @@ def _scores(cv: CVResult) -> dict[str, Any]:
         "best_iterations": [f.best_iteration for f in cv.folds if f.best_iteration is not None],
         "seconds": cv.seconds,
         "resumed_folds": sum(f.restored for f in cv.folds),
+        # tuned thresholds: the test set's, the OOF at 0.5, and the optimistic OOF-tuned one
+        "threshold": cv.threshold,
+        "score_at_default_threshold": cv.score_at_default,
+        "oof_threshold": cv.oof_threshold,
+        "score_oof_tuned": cv.score_oof_tuned,
     }
 
 
