@@ -19,7 +19,7 @@ Everything here reads the run's stored out-of-fold predictions; nothing is refit
   only) is left out of the percentiles.
 - **Residuals** (regression): truth minus prediction on the metric's scale, plotted against
   the features most correlated with them (|Pearson r| for a numeric column, the correlation
-  ratio for a categorical one), at most 12 panels.
+  ratio for a categorical one), at most 12 panels, at most 20,000 rows drawn.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 N_BOOT = 500
 LEVEL = 0.95
 MAX_PANELS = 12
+MAX_POINTS = 20_000  # rows drawn in the residual plot
 EPS = np.finfo(np.float64).eps  # the clipping of kfw.core.metrics' log loss
 
 
@@ -159,12 +160,15 @@ def nearest_rows(features: pd.DataFrame, rows: np.ndarray, k: int) -> tuple[np.n
     distance : ndarray of shape (len(rows), k)
     """
     z, codes = distance_parts(features)
-    d2 = ((z[rows, None, :] - z[None, :, :]) ** 2).sum(axis=2)  # (m, n)
-    d2 += (codes[rows, None, :] != codes[None, :, :]).sum(axis=2)
-    d2[np.arange(len(rows)), rows] = np.inf  # never its own neighbour
     k = min(k, len(features) - 1)
-    index = np.argsort(d2, axis=1, kind="stable")[:, :k]
-    return index, np.sqrt(np.take_along_axis(d2, index, axis=1))
+    index = np.zeros((len(rows), k), dtype=np.int64)
+    distance = np.zeros((len(rows), k))
+    for i, r in enumerate(rows):  # one row at a time: memory (n, n_columns), not (m, n, ...)
+        d2 = ((z - z[r]) ** 2).sum(axis=1) + (codes != codes[r]).sum(axis=1)  # (n,)
+        d2[r] = np.inf  # never its own neighbour
+        index[i] = np.argsort(d2, kind="stable")[:k]
+        distance[i] = np.sqrt(d2[index[i]])
+    return index, distance
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +213,10 @@ def bootstrap_interval(
     """The 95% percentile bootstrap interval of ``metric`` over the rows of ``y``."""
     rng = np.random.default_rng(seed)
     n = len(y)
-    scores = np.array([_score(metric, y[i], pred[i]) for i in rng.integers(0, n, (n_boot, n))])
+    scores = np.empty(n_boot)
+    for b in range(n_boot):
+        i = rng.integers(0, n, n)
+        scores[b] = _score(metric, y[i], pred[i])
     scores = scores[np.isfinite(scores)]
     if len(scores) == 0:
         return float("nan"), float("nan")
@@ -270,6 +277,8 @@ def plot_residuals(frame: pd.DataFrame, path: Path, max_panels: int = MAX_PANELS
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if len(frame) > MAX_POINTS:  # a readable scatter; the strengths barely move
+        frame = frame.sample(MAX_POINTS, random_state=0)
     residual = frame["residual"].to_numpy(float)
     features = frame.drop(columns=["residual"])
     strength = {c: residual_strength(features[c], residual) for c in features.columns}

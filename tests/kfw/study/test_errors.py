@@ -176,3 +176,16 @@ def test_bad_inputs_raise_one_line(noisy: Run) -> None:
         _analyse(noisy, top=0)
     with pytest.raises(KfwError, match="no run"):
         analyse_errors(load_competition("synth", noisy.home), noisy.home, "nope")
+
+
+def test_multiclass_losses_average_to_the_run_log_loss(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    make_competition(home, slug="multi", task="multiclass", models=("logreg",))
+    run = Run(home, "multi", _cv(home, "multi"), set())
+    record = RunStore(home, "multi").record(run.run_id)
+    report = _analyse(run, top=10_000, k=1, by=["cat"])
+    assert report.worst["loss"].mean() == pytest.approx(record["score"], abs=TOLERANCE)
+    assert report.score == pytest.approx(record["score"], abs=TOLERANCE)
+    assert set(report.worst["prediction"]) <= {0, 1, 2}
+    p_true = report.worst["p_true"].to_numpy()
+    assert report.worst["loss"].to_numpy() == pytest.approx(-np.log(p_true))
