@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kfw.cli import ablate, campaign, cv, data, lm, new, repro, runs, submit, writeup
+from kfw.cli import ablate, campaign, cv, data, errors, lm, new, repro, runs, submit, writeup
 from kfw.cli.common import console, kfw_home
 
 app = typer.Typer(
@@ -82,3 +82,4 @@ submit.register(app)
 campaign.register(app)
 writeup.register(app)
 ablate.register(app)
+errors.register(app)
