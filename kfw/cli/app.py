@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kfw.cli import ablate, campaign, cv, data, lm, new, repro, runs, submit, writeup
+from kfw.cli import ablate, campaign, cv, data, lm, new, report, repro, runs, submit, writeup
 from kfw.cli.common import console, kfw_home
 
 app = typer.Typer(
@@ -81,4 +81,5 @@ runs.register(app)
 submit.register(app)
 campaign.register(app)
 writeup.register(app)
+report.register(app)
 ablate.register(app)
