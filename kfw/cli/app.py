@@ -7,7 +7,20 @@ from typing import Annotated
 
 import typer
 
-from kfw.cli import ablate, campaign, cv, data, errors, lm, new, repro, runs, submit, writeup
+from kfw.cli import (
+    ablate,
+    campaign,
+    cv,
+    data,
+    errors,
+    lm,
+    new,
+    report,
+    repro,
+    runs,
+    submit,
+    writeup,
+)
 from kfw.cli.common import console, kfw_home
 
 app = typer.Typer(
@@ -81,5 +94,6 @@ runs.register(app)
 submit.register(app)
 campaign.register(app)
 writeup.register(app)
+report.register(app)
 ablate.register(app)
 errors.register(app)

@@ -12,6 +12,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from kfw.report.doc import TOP_FEATURES, WriteupDoc, figure, image, table
+from kfw.report.evaluation import (
+    N_BINS,
+    confusion_figure,
+    confusion_matrix,
+    load_evaluation,
+    reliability,
+    reliability_figure,
+    reliability_target,
+)
 
 
 def diagnostics(doc: WriteupDoc) -> list[str]:
@@ -26,7 +35,7 @@ def diagnostics(doc: WriteupDoc) -> list[str]:
     ]
     if b["task"] == "regression":
         return lines + _residuals(doc, frame, pred)
-    return lines + _classification(doc, frame, pred)
+    return lines + _classification(doc)
 
 
 def _residuals(doc: WriteupDoc, frame: pd.DataFrame, pred: np.ndarray) -> list[str]:
@@ -69,28 +78,19 @@ def _rms(values: np.ndarray) -> str:
     return f"{np.sqrt(np.mean(values**2)):.5f}"
 
 
-def _classification(doc: WriteupDoc, frame: pd.DataFrame, pred: np.ndarray) -> list[str]:
-    import pandas as pd
-
-    classes = [str(c) for c in doc.best["classes"]]
-    y = pd.Categorical(frame["target"].astype(str), categories=classes).codes
-    proba = np.c_[1 - pred, pred] if pred.ndim == 1 else pred  # (n, K)
-    # the metrics' rule: binary p >= 0.5, multiclass argmax (ties to the lowest class)
-    label = (pred >= 0.5).astype(int) if pred.ndim == 1 else proba.argmax(axis=1)
+def _classification(doc: WriteupDoc) -> list[str]:
+    ev = load_evaluation(doc.store, doc.best)  # the same validated rows as the caller's
+    y, classes, threshold, source = ev.y, ev.classes, ev.threshold, ev.threshold_source
+    label = ev.labels()
     k = len(classes)
-    cm = np.bincount(y * k + label, minlength=k * k).reshape(k, k)  # rows true, columns predicted
-    fig, ax = figure(1.5 + 0.5 * k, 1.2 + 0.5 * k)
-    ax.imshow(cm, cmap="Blues")
-    for i in range(k):
-        for j in range(k):
-            colour = "white" if cm[i, j] > cm.max() / 2 else "black"
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=colour)
-    ax.set_xticks(range(k), classes)
-    ax.set_yticks(range(k), classes)
-    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    cm = confusion_matrix(y, label, k)  # rows true, columns predicted
+    rule = (
+        f"class {classes[1]} when its probability is ≥ {threshold:.4g} ({source})"
+        if k == 2
+        else "the most probable one"
+    )
     lines = [
-        "Predicted class: the most probable one (binary: probability ≥ 0.5); accuracy "
-        f"{np.mean(label == y):.4f}.",
+        f"Predicted class: {rule}; accuracy {np.mean(label == y):.4f}.",
         "",
         *table(
             ["true \\ predicted", *classes],
@@ -98,27 +98,17 @@ def _classification(doc: WriteupDoc, frame: pd.DataFrame, pred: np.ndarray) -> l
             set(range(1, k + 1)),
         ),
         "",
-        image(doc, "confusion.png", "Confusion matrix", fig),
+        image(doc, "confusion.png", "Confusion matrix", confusion_figure(cm, classes)),
     ]
-    # reliability: binary the positive class's probability; multiclass the top class's
-    conf, hit = (proba[:, 1], y == 1) if k == 2 else (proba.max(axis=1), label == y)
-    bins = np.minimum((conf * 10).astype(int), 9)
-    used = [i for i in range(10) if (bins == i).any()]
-    mean_p = np.array([conf[bins == i].mean() for i in used])
-    freq = np.array([hit[bins == i].mean() for i in used])
-    counts = np.array([(bins == i).sum() for i in used])
-    ece = float(np.sum(counts * np.abs(mean_p - freq)) / len(conf))
-    fig, ax = figure(5, 4.5)
-    ax.plot([0, 1], [0, 1], color="#9aa5b1", linestyle="--", label="perfectly calibrated")
-    ax.plot(mean_p, freq, marker="o", color="#3d7ab8", label=doc.best["label"])
-    what = f"P({classes[1]})" if k == 2 else "the top-class probability"
-    ax.set(xlabel=f"mean predicted {what}", ylabel="observed frequency", title="Reliability")
-    ax.legend()
+    conf, hit, what = reliability_target(ev)
+    rel = reliability(conf, hit)
+    fig = reliability_figure(rel, doc.best["label"], what)
     return [
         *lines,
         "",
-        f"Calibration of {what} in ten equal-width bins: expected calibration error "
-        f"{ece:.4f} (the count-weighted gap between predicted and observed).",
+        f"Calibration of {what} in {N_BINS} equal-width bins (each point's row count beside it): "
+        f"expected calibration error {rel.ece:.4f} (the count-weighted gap between predicted and "
+        "observed).",
         "",
         image(doc, "calibration.png", "Reliability curve", fig),
     ]

@@ -25,6 +25,7 @@ SECTIONS = (
     "Ensemble",
     "CV and leaderboard",
     "Out-of-fold diagnostics",
+    "Evaluation",
     "Feature importance",
     "Reproducibility",
 )

@@ -26,6 +26,7 @@ from kfw.pipeline.design import build_design
 from kfw.progress import NULL, Callback
 from kfw.report.diagnostics import diagnostics, importance
 from kfw.report.doc import SECTIONS, Writeup, WriteupDoc
+from kfw.report.evaluation import evaluation
 from kfw.report.sections import (
     ablation_section,
     bakeoff_section,
@@ -106,6 +107,7 @@ def write_writeup(
         ensemble,
         leaderboard,
         diagnostics,
+        lambda d: evaluation(d, full=False),
         importance,
         reproducibility,
     ]

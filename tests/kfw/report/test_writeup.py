@@ -164,7 +164,14 @@ def test_binary_writeup_shows_confusion_and_calibration(binary_writeup) -> None:
         assert f"`{member}` |" in md and f"{weight:.4f}" in md
     assert "Skipped (`--no-adversarial`)" in md
     names = _check_images(md, page, folder)
-    assert set(names) == {"confusion.png", "calibration.png", "importance.png"}
+    assert set(names) == {
+        "confusion.png", "calibration.png", "importance.png", "roc.png", "pr.png", "scores.png"
+    }  # fmt: skip
+    evaluation = md[md.index("## Evaluation") : md.index("## Feature importance")]
+    # the run the diagnostics show (the best, by the write-up's rule), and its roc_auc headline
+    shown = re.search(r"predictions of the best run, \*\*(\w+)\*\* \(`([^`]+)`\)", md)
+    assert f"Evaluation of **{shown[1]}** (`{shown[2]}`)" in evaluation
+    assert f"| AUC | {records[shown[1]]['score']:.5f} |" in evaluation
 
 
 # the public scores of the three submissions the fixture below records
