@@ -130,7 +130,7 @@ def _classification_only(record: dict[str, Any]) -> None:
     if record["task"] not in ("binary", "multiclass") or not record.get("classes"):
         raise KfwError(
             f"kfw report draws classification curves; run {record['id']} is a "
-            f"{record['task']} run: run `kfw writeup` for regression residuals"
+            f"{record['task']} run: run `kfw errors` for its residuals against each feature"
         )
 
 

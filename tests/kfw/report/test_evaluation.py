@@ -228,4 +228,4 @@ def test_bad_inputs_are_one_line_and_write_nothing(
     assert "has no oof.parquet" in _refused(capsys, home, "report", "synth", record["id"])
     regression = _cv(tmp_path_factory.mktemp("regression"), "regression", "ridge")
     line = _refused(capsys, regression, "report", "synth", _record(regression)["id"])
-    assert "kfw report draws classification curves" in line and "kfw writeup" in line
+    assert "kfw report draws classification curves" in line and "kfw errors" in line
