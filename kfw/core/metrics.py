@@ -2,16 +2,24 @@
 
 ``y_pred`` is, per task: ``binary`` a 1-D array of P(class 1); ``multiclass`` an ``(n, K)`` array
 of class probabilities; ``regression`` a 1-D array of values. Label metrics derive labels
-themselves (binary ``p >= 0.5``, multiclass ``argmax`` with ties to the lowest class). Each metric
-matches its scikit-learn twin (checked in ``tests/kfw/core/test_metrics.py``); scikit-learn is not
-imported here so that ``import kfw.core.metrics`` stays light.
+themselves (binary ``p >= threshold``, 0.5 unless :meth:`Metric.at_threshold` says otherwise;
+multiclass ``argmax`` with ties to the lowest class). Each metric matches its scikit-learn twin
+(checked in ``tests/kfw/core/test_metrics.py``); scikit-learn is not imported here so that
+``import kfw.core.metrics`` stays light.
+
+Multiclass label scores (``f1``, ``f2``, ``precision``, ``recall``) and ``average_precision`` are
+macro means; ``brier`` is the binary mean of ``(p - y)**2`` and, for K >= 3 columns, the mean over
+rows of ``sum_k (p_k - [y == k])**2``, in [0, 2] (scikit-learn's ``brier_score_loss`` with
+``scale_by_half="auto"``, which halves two columns so they equal the binary score). ``ece`` has
+no scikit-learn twin: ``ECE_BINS`` equal-width bins over P(class 1) for binary, over the top
+label's probability for multiclass (Guo et al. 2017), checked against a loop.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,6 +28,8 @@ from kfw.errors import ConfigError
 TASKS = ("binary", "multiclass", "regression")
 # QWK builds an (L, L) confusion matrix over the integer label range; past this it is not ordinal.
 _MAX_QWK_LEVELS = 1000
+# equal-width bins of the expected calibration error, right-closed as in Guo et al. (2017)
+ECE_BINS = 10
 
 
 @dataclass(frozen=True)
@@ -36,12 +46,45 @@ class Metric:
         Tasks among ``"binary"``, ``"multiclass"``, ``"regression"`` the metric applies to.
     fn : callable
         ``fn(y_true, y_pred) -> float`` on arrays already checked by :meth:`__call__`.
+    threshold : float or None
+        For a metric of labels, the cut that turns a binary P(class 1) into a label
+        (``p >= threshold``; multiclass labels are the ``argmax`` whatever it is); ``None`` for
+        a metric of the probabilities or values themselves.
     """
 
     name: str
     greater_is_better: bool
     tasks: frozenset[str]
     fn: Callable[[np.ndarray, np.ndarray], float]
+    threshold: float | None = None
+
+    @property
+    def uses_threshold(self) -> bool:
+        """Whether the score depends on a binary threshold (the label metrics)."""
+        return self.threshold is not None
+
+    def at_threshold(self, threshold: float) -> Metric:
+        """The same metric with binary labels cut at ``p >= threshold`` instead of 0.5.
+
+        Parameters
+        ----------
+        threshold : float
+            A cut in ``[0, 1]``.
+
+        Returns
+        -------
+        Metric
+            A copy with the same name and direction; multiclass scores are unchanged.
+
+        Raises
+        ------
+        ValueError
+            If the metric scores probabilities (``uses_threshold`` is False) or the cut is not
+            a number in ``[0, 1]``.
+        """
+        if not self.uses_threshold:
+            raise ValueError(f"{self.name} scores the predictions themselves: it has no threshold")
+        return replace(self, threshold=_check_threshold(threshold))
 
     def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         """Validate shapes and finiteness, then score.
@@ -64,33 +107,15 @@ class Metric:
             On a length mismatch, empty input, non-numeric or non-finite values, or a
             dimensionality that does not fit the metric's tasks.
         """
-        y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-        if y_true.dtype == bool:
-            y_true = y_true.astype(np.int64)
-        if y_true.ndim != 1:
-            raise ValueError(f"{self.name}: y_true must be 1-D, got shape {y_true.shape}")
-        if y_pred.ndim == 0 or len(y_true) != len(y_pred):
-            raise ValueError(
-                f"{self.name}: y_true has {len(y_true)} rows but y_pred has shape {y_pred.shape}"
-            )
-        if len(y_true) == 0:
-            raise ValueError(f"{self.name}: cannot score empty arrays")
-        for what, arr in (("y_true", y_true), ("y_pred", y_pred)):
-            if arr.dtype.kind not in "biuf":
-                raise ValueError(f"{self.name}: {what} must be numeric, got dtype {arr.dtype}")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{self.name}: {what} contains NaN or inf")
         allowed = {2} if "multiclass" in self.tasks else set()
         if self.tasks & {"binary", "regression"}:
             allowed.add(1)
-        if y_pred.ndim not in allowed:
-            kinds = {
-                1: "1-D y_pred (binary or regression)",
-                2: "2-D y_pred (n, K) of probabilities",
-            }
-            want = " or ".join(kinds[d] for d in sorted(allowed))
-            raise ValueError(f"{self.name}: expects {want}, got shape {y_pred.shape}")
-        return float(self.fn(y_true, y_pred.astype(np.float64)))
+        y_true, y_pred = _checked(self.name, y_true, y_pred, allowed)
+        if self.threshold is not None and y_pred.ndim == 1:
+            _check_proba(y_pred)
+            # the label functions cut at 0.5: handing them p >= t as exact 0.0 / 1.0 cuts at t
+            y_pred = (y_pred >= self.threshold).astype(np.float64)
+        return float(self.fn(y_true, y_pred))
 
     def is_better(self, a: float, b: float) -> bool:
         """Return whether score ``a`` is strictly better than score ``b`` (False on NaN)."""
@@ -102,6 +127,43 @@ class Metric:
 
 
 # --- input helpers ------------------------------------------------------------------------------
+
+
+def _checked(
+    name: str, y_true: np.ndarray, y_pred: np.ndarray, allowed: set[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays checked for shape, length, dtype and finiteness; ``y_pred`` as float64."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.dtype == bool:
+        y_true = y_true.astype(np.int64)
+    if y_true.ndim != 1:
+        raise ValueError(f"{name}: y_true must be 1-D, got shape {y_true.shape}")
+    if y_pred.ndim == 0 or len(y_true) != len(y_pred):
+        raise ValueError(
+            f"{name}: y_true has {len(y_true)} rows but y_pred has shape {y_pred.shape}"
+        )
+    if len(y_true) == 0:
+        raise ValueError(f"{name}: cannot score empty arrays")
+    for what, arr in (("y_true", y_true), ("y_pred", y_pred)):
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{name}: {what} must be numeric, got dtype {arr.dtype}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: {what} contains NaN or inf")
+    if y_pred.ndim not in allowed:
+        kinds = {1: "1-D y_pred (binary or regression)", 2: "2-D y_pred (n, K) of probabilities"}
+        want = " or ".join(kinds[d] for d in sorted(allowed))
+        raise ValueError(f"{name}: expects {want}, got shape {y_pred.shape}")
+    return y_true, y_pred.astype(np.float64)
+
+
+def _check_threshold(threshold: float) -> float:
+    if isinstance(threshold, bool) or not isinstance(
+        threshold, int | float | np.integer | np.floating
+    ):
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    if not 0.0 <= float(threshold) <= 1.0:  # NaN fails this too
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return float(threshold)
 
 
 def _labels(y_true: np.ndarray, n_classes: int) -> np.ndarray:
@@ -166,17 +228,88 @@ def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(t == p))
 
 
-def _f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def _counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per class: true positives, true count, predicted count, each ``(k,)`` float64."""
     t, p, k = _class_pairs(y_true, y_pred)
     cm = _confusion(t, p, k)
-    tp, true_sum, pred_sum = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
-    denom = true_sum + pred_sum
+    return np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    # scikit-learn's zero_division="warn" scores 0.0 where the denominator is 0
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def _macro(
+    per_class: np.ndarray, y_pred: np.ndarray, true_sum: np.ndarray, pred_sum: np.ndarray
+) -> float:
+    """Class 1's score for a binary (1-D) ``y_pred``; else the mean over the classes seen in
+    ``y_true`` or the predictions, the labels scikit-learn infers for ``average="macro"``."""
     if y_pred.ndim == 1:
-        # scikit-learn's zero_division="warn" scores 0.0 when there are no positives at all
-        return float(2 * tp[1] / denom[1]) if denom[1] > 0 else 0.0
-    # macro over the classes seen in y_true or the predictions, as scikit-learn infers labels
-    seen = denom > 0
-    return float(np.mean(2 * tp[seen] / denom[seen]))
+        return float(per_class[1])
+    return float(np.mean(per_class[true_sum + pred_sum > 0]))
+
+
+def fbeta(beta: float) -> Metric:
+    """The F-beta score, named ``f<beta>`` (``fbeta(2)`` is ``"f2"``).
+
+    Binary: of class 1; multiclass: the macro mean over the classes seen in ``y_true`` or the
+    predictions, as scikit-learn infers labels (``average="macro"``).
+
+    Parameters
+    ----------
+    beta : float
+        Weight of recall against precision, > 0.
+
+    Returns
+    -------
+    Metric
+        A label metric (``uses_threshold``), cut at 0.5 until :meth:`Metric.at_threshold`.
+
+    Raises
+    ------
+    ValueError
+        If ``beta`` is not a finite number > 0.
+    """
+    if not beta > 0 or not np.isfinite(beta):
+        raise ValueError(f"fbeta needs a finite beta > 0, got {beta}")
+    b2 = float(beta) ** 2
+
+    def f_beta(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        tp, true_sum, pred_sum = _counts(y_true, y_pred)
+        # (1 + b2) tp / ((1 + b2) tp + b2 fn + fp), as scikit-learn writes it
+        return _macro(_ratio((1 + b2) * tp, b2 * true_sum + pred_sum), y_pred, true_sum, pred_sum)
+
+    return Metric(f"f{beta:g}", True, _CLASSIFICATION, f_beta, threshold=0.5)
+
+
+def _precision(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    tp, true_sum, pred_sum = _counts(y_true, y_pred)
+    return _macro(_ratio(tp, pred_sum), y_pred, true_sum, pred_sum)
+
+
+def _recall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    tp, true_sum, pred_sum = _counts(y_true, y_pred)
+    return _macro(_ratio(tp, true_sum), y_pred, true_sum, pred_sum)
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    tp, true_sum, _ = _counts(y_true, y_pred)
+    # the mean recall over the classes present in y_true (a class only predicted is dropped)
+    present = true_sum > 0
+    return float(np.mean(tp[present] / true_sum[present]))
+
+
+def _mcc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    tp, true_sum, pred_sum = _counts(y_true, y_pred)
+    n = true_sum.sum()
+    # the multiclass (R_K) form scikit-learn computes, term for term
+    cov_tp = tp.sum() * n - true_sum @ pred_sum
+    cov_pp = n**2 - pred_sum @ pred_sum
+    cov_tt = n**2 - true_sum @ true_sum
+    if cov_pp * cov_tt == 0:
+        return 0.0  # a constant side: scikit-learn scores 0.0
+    return float(cov_tp / np.sqrt(cov_pp * cov_tt))
 
 
 def _roc_auc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -199,6 +332,61 @@ def _log_loss(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         t = _labels(y_true, y_pred.shape[1])
         p_true = y_pred[np.arange(len(t)), t]
     return float(-np.mean(np.log(np.clip(p_true, eps, 1 - eps))))
+
+
+def binary_average_precision(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the precision-recall steps: sum over thresholds of precision x recall gained.
+
+    One threshold per distinct score, as scikit-learn's ``average_precision_score`` (no
+    interpolation): tied rows enter together.
+    """
+    n_pos = int(positive.sum())
+    if n_pos == 0:
+        raise ValueError("average_precision is undefined when a class has no positives in y_true")
+    order = np.argsort(-score, kind="mergesort")
+    s = score[order]
+    last = np.r_[s[1:] != s[:-1], True]  # the last row of each run of tied scores
+    tp = np.cumsum(positive[order])[last]  # (n_thresholds,)
+    precision = tp / (np.flatnonzero(last) + 1)
+    return float(np.sum(np.diff(tp, prepend=0) / n_pos * precision))
+
+
+def _average_precision(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    if y_pred.ndim == 1:
+        return binary_average_precision(_labels(y_true, 2) == 1, y_pred)
+    t = _labels(y_true, y_pred.shape[1])
+    # one-vs-rest, macro (scikit-learn refuses a class absent from y_true; so does this)
+    k = y_pred.shape[1]
+    return float(np.mean([binary_average_precision(t == c, y_pred[:, c]) for c in range(k)]))
+
+
+def _brier(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    _check_proba(y_pred)
+    if y_pred.ndim == 1:
+        return float(np.mean((y_pred - _labels(y_true, 2)) ** 2))
+    k = y_pred.shape[1]
+    onehot = np.eye(k)[_labels(y_true, k)]  # (n, k)
+    score = np.mean(np.sum((y_pred - onehot) ** 2, axis=1))
+    # scikit-learn's scale_by_half="auto": two columns are halved, to equal the binary score
+    return float(score / 2 if k == 2 else score)
+
+
+def _ece(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    _check_proba(y_pred)
+    if y_pred.ndim == 1:
+        # the calibration of P(class 1): predicted against observed frequency of class 1
+        confidence, outcome = y_pred, _labels(y_true, 2).astype(np.float64)
+    else:
+        # top label (Guo et al. 2017): the largest probability against the argmax being right
+        t = _labels(y_true, y_pred.shape[1])
+        confidence = y_pred.max(axis=1)
+        outcome = (np.argmax(y_pred, axis=1) == t).astype(np.float64)
+    # bins (i/B, (i+1)/B], the first holding 0 too, on the edges calibration_curve uses
+    edges = np.linspace(0.0, 1.0, ECE_BINS + 1)
+    bins = np.searchsorted(edges[1:-1], confidence)
+    # sum_b (n_b / n) |mean confidence_b - mean outcome_b| = sum_b |sum_b (conf. - outcome)| / n
+    gap = np.bincount(bins, weights=confidence - outcome, minlength=ECE_BINS)
+    return float(np.abs(gap).sum() / len(confidence))
 
 
 def _rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -272,8 +460,8 @@ _REGRESSION = frozenset({"regression"})
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("accuracy", True, _CLASSIFICATION, _accuracy),
-        Metric("f1", True, _CLASSIFICATION, _f1),
+        Metric("accuracy", True, _CLASSIFICATION, _accuracy, threshold=0.5),
+        fbeta(1),
         Metric("roc_auc", True, _CLASSIFICATION, _roc_auc),
         Metric("log_loss", False, _CLASSIFICATION, _log_loss),
         Metric("rmse", False, _REGRESSION, _rmse),
@@ -282,8 +470,42 @@ METRICS: dict[str, Metric] = {
         Metric("r2", True, _REGRESSION, _r2),
         Metric("qwk", True, frozenset({"multiclass", "regression"}), _qwk),
         _map_metric(3),
+        Metric("precision", True, _CLASSIFICATION, _precision, threshold=0.5),
+        Metric("recall", True, _CLASSIFICATION, _recall, threshold=0.5),
+        fbeta(2),
+        Metric("balanced_accuracy", True, _CLASSIFICATION, _balanced_accuracy, threshold=0.5),
+        Metric("mcc", True, _CLASSIFICATION, _mcc, threshold=0.5),
+        Metric("average_precision", True, _CLASSIFICATION, _average_precision),
+        Metric("brier", False, _CLASSIFICATION, _brier),
+        Metric("ece", False, _CLASSIFICATION, _ece),
     )
 }
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Counts of (true, predicted) labels, rows true and columns predicted.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        Encoded labels ``0..K-1``.
+    y_pred : array-like of shape (n,) or (n, K)
+        P(class 1) for binary, labelled ``p >= threshold``; class probabilities for
+        multiclass, labelled by ``argmax``.
+    threshold : float, default=0.5
+        The binary cut, in ``[0, 1]``; ignored for multiclass.
+
+    Returns
+    -------
+    ndarray of shape (K, K), int64
+        scikit-learn's ``confusion_matrix(y_true, labels, labels=range(K))``, K = 2 for binary.
+    """
+    y_true, y_pred = _checked("confusion_matrix", y_true, y_pred, {1, 2})
+    if y_pred.ndim == 1:
+        _check_proba(y_pred)
+        y_pred = (y_pred >= _check_threshold(threshold)).astype(np.float64)
+    t, p, k = _class_pairs(y_true, y_pred)
+    return _confusion(t, p, k).astype(np.int64)
 
 
 def get_metric(name: str) -> Metric:
