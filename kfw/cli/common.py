@@ -146,6 +146,54 @@ def with_threshold(spec: Competition, mode: str | None) -> Competition:
     return spec
 
 
+CalibrationMethod = Annotated[
+    str | None,
+    typer.Option(
+        "--calibrate",
+        help="platt | isotonic | temperature | none: a calibrator fitted in every fold on an "
+        "inner split of its training part (default: the competition's `calibration`).",
+        show_default=False,
+    ),
+]
+
+
+def with_calibration(spec: Competition, method: str | None) -> Competition:
+    """The spec with ``--calibrate`` applied, checked like the toml's value."""
+    if method is None:
+        return spec
+    import dataclasses
+
+    from kfw.core.config import check_calibration
+    from kfw.errors import ConfigError
+
+    if method not in ("none", "platt", "isotonic", "temperature"):
+        raise ConfigError(
+            f"--calibrate: {method!r} is not one of 'platt' | 'isotonic' | 'temperature' | 'none'"
+        )
+    spec = dataclasses.replace(spec, calibration=method)
+    try:
+        check_calibration(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"--calibrate {method}: {exc}") from None
+    return spec
+
+
+def calibration_line(record: dict[str, Any]) -> str | None:
+    """A calibrated run: its validation parts' ECE and Brier before and after, over the folds."""
+    folds = [f["calibration"] for f in record.get("fold_scores", []) if f.get("calibration")]
+    if not folds:
+        return None
+    mean = {
+        k: sum(f[k] for f in folds) / len(folds)
+        for k in ("ece_before", "ece_after", "brier_before", "brier_after")
+    }
+    return (
+        f"{folds[0]['method']} calibration, fitted in each fold on an inner split: "
+        f"ECE {mean['ece_before']:.4f} -> {mean['ece_after']:.4f}, "
+        f"Brier {mean['brier_before']:.4f} -> {mean['brier_after']:.4f} (means over the folds' validation parts)"
+    )
+
+
 def threshold_line(record: dict[str, Any]) -> str | None:
     """How a run with tuned thresholds compares with 0.5 and with tuning on its own OOF."""
     if record.get("threshold") is None:

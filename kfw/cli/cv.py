@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kfw.cli.common import (
+    CalibrationMethod,
     Comp,
     EarlyStoppingMode,
     Models,
@@ -17,11 +18,13 @@ from kfw.cli.common import (
     Seed,
     Threads,
     ThresholdMode,
+    calibration_line,
     competition,
     console,
     fmt_score,
     kfw_home,
     threshold_line,
+    with_calibration,
     with_early_stopping,
     with_preset,
     with_threshold,
@@ -62,13 +65,15 @@ def cv(
     early_stopping: EarlyStoppingMode = None,
     preset: PresetName = None,
     threshold: ThresholdMode = None,
+    calibrate: CalibrationMethod = None,
 ) -> None:
     """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
     from kfw.core.config import parse_duration, parse_override
 
     # every argument is checked before the data is read or anything is written
     progress = RichProgress()
-    spec = with_threshold(with_early_stopping(competition(ctx, comp), early_stopping), threshold)
+    spec = with_early_stopping(competition(ctx, comp), early_stopping)
+    spec = with_threshold(with_calibration(spec, calibrate), threshold)
     said = None
     if preset is not None or not model:  # --model names what runs; a preset names a roster
         spec, said = with_preset(spec, preset)
@@ -99,8 +104,9 @@ def cv(
             highlight=False,
         )
     for r in records:
-        if line := threshold_line(r):
-            console().print(f"{r['label']:>12}  {line}", highlight=False)
+        for line in (calibration_line(r), threshold_line(r)):
+            if line:
+                console().print(f"{r['label']:>12}  {line}", highlight=False)
     detail = f"folds ± {last['std']:.5f}"
     if last["kind"] == "ensemble":
         detail = f"{last['label']} of {len(last['members'])}, fitted inside the folds"

@@ -334,6 +334,9 @@ class Competition:
     # "tune": a binary task scored on labels chooses its decision threshold in every fold, on
     # an inner split of the training part (kfw.core.cv.fit_fold); "fixed": 0.5
     threshold: Literal["fixed", "tune"] = "fixed"
+    # a calibrator fitted in every fold on an inner split of the training part
+    # (kfw.core.calibration): "platt" (binary), "isotonic", "temperature"; "none" by default
+    calibration: Literal["none", "platt", "isotonic", "temperature"] = "none"
     ensemble: EnsembleSpec = dataclasses.field(default_factory=EnsembleSpec)
     early_stopping: EarlyStopping = dataclasses.field(default_factory=EarlyStopping)
     refuse: tuple[Refusal, ...] = ()
@@ -372,6 +375,19 @@ class Competition:
             if m.label == label:
                 return m
         return ModelSpec(name=label)
+
+
+def check_calibration(spec: Competition) -> None:
+    """A calibrator maps class probabilities: a classification task, Platt's only binary."""
+    if spec.calibration == "none":
+        return
+    if spec.task == "regression" or spec.multi_target:
+        what = "multi-target" if spec.multi_target else "regression"
+        raise ConfigError(f"calibration maps class probabilities; {spec.slug} is {what}")
+    if spec.calibration == "platt" and spec.task != "binary":
+        raise ConfigError(
+            "platt scaling is binary: use temperature (or isotonic) for several classes"
+        )
 
 
 def check_threshold(spec: Competition) -> None:
@@ -465,6 +481,7 @@ def _check_competition(spec: Competition, path: Path) -> None:
             )
     try:
         check_threshold(spec)
+        check_calibration(spec)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     if not spec.models:

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.base import clone
 
+from kfw.core.calibration import Calibrator
 from kfw.core.config import EarlyStopping
 from kfw.core.encoding import CategoricalAligner
 from kfw.core.folds import Folds, Split
-from kfw.core.metrics import Metric, uses_threshold
+from kfw.core.metrics import Metric, get_metric, uses_threshold
 from kfw.core.noise import NoiseError, corrected_se
 from kfw.progress import NULL, Callback
 
@@ -69,6 +70,9 @@ class FoldResult:
     # the decision threshold tuned on an inner split of this fold's training part (binary
     # label metrics with ``threshold = "tune"``); ``score`` is at this threshold
     threshold: float | None = None
+    # with a calibrator: its method and fit, and the validation part's ECE and Brier score
+    # before and after it (``ece_before``, ``ece_after``, ``brier_before``, ``brier_after``)
+    calibration: dict[str, Any] | None = None
 
 
 @dataclass
@@ -273,6 +277,8 @@ class FoldFit:
     # a network's epochs in the fit that chose the length (its validation curve), not the refit
     history: list[dict[str, float]] | None = None
     threshold: float | None = None  # tuned on an inner split (binary label metrics)
+    calibrator: Calibrator | None = None  # fitted on an inner split; valid / test went through it
+    raw_valid: np.ndarray | None = None  # the validation predictions before calibration
 
 
 def _fit_on(
@@ -332,6 +338,7 @@ def fit_fold(
     folds: Folds | None = None,
     early_stopping: EarlyStopping = INNER,
     threshold_metric: Metric | None = None,
+    calibration: str = "none",
 ) -> FoldFit:
     """Fit features and model on one fold's training part; predict its validation part and test.
 
@@ -345,9 +352,12 @@ def fit_fold(
     ``extra`` (row features and fitted target of extra training rows, e.g. the original data
     set a synthetic competition was generated from) joins the training part only.
 
-    ``threshold_metric`` (binary): the decision threshold is chosen for that metric on an
-    inner split of the training part, by a model fitted on the inner training rows (the
-    early-stopping fit when there is one, else one more fit); the validation part is never read.
+    ``calibration`` (``platt``, ``isotonic``, ``temperature``; :mod:`kfw.core.calibration`)
+    and ``threshold_metric`` (binary: the decision threshold best for that metric) are chosen
+    on an inner split of the training part, as predicted by a model fitted on the inner
+    training rows (the early-stopping fit when there is one, else one more fit): the
+    calibrator first, the threshold on the calibrated predictions. The validation part is
+    never read to choose either.
     """
     train = training_rows(split, X, y_fit, exclude, train_mask)
     watch_valid = split.valid
@@ -357,16 +367,19 @@ def fit_fold(
     common = dict(features=features, extra=extra, callback=callback)
     start = time.perf_counter()
     rounds, refit, history = None, False, None
-    threshold = None
-    if (mode == "inner" or threshold_metric is not None) and folds is None:
+    # the inner model's predictions of its held-out inner rows: what a calibrator and a
+    # threshold are chosen on
+    wants_inner = threshold_metric is not None or calibration != "none"
+    held, held_pred = None, None
+    if (mode == "inner" or wants_inner) and folds is None:
         raise ValueError("an inner split of the training part needs the folds (folds=...)")
     if mode == "inner":
         inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
         model, step, align = _fit_on(estimator, X, y_fit, inner, watch=held, **common)
         rounds = getattr(model, "best_iteration_", None)
         history = _history(model)
-        if threshold_metric is not None:
-            threshold = _inner_threshold(threshold_metric, model, step, align, X, y_fit, held, task)
+        if wants_inner:
+            held_pred = _predict_rows(model, step, align, X.iloc[held], task)
         if early_stopping.refit and rounds:
             fixed = clone(estimator).set_params(**estimator.fixed_length(int(rounds)))
             model, step, align = _fit_on(fixed, X, y_fit, train, watch=None, **common)
@@ -376,11 +389,17 @@ def fit_fold(
         rounds = getattr(model, "best_iteration_", None)
     else:
         model, step, align = _fit_on(estimator, X, y_fit, train, watch=None, **common)
-    if threshold_metric is not None and threshold is None:
+    if wants_inner and held_pred is None:
         inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
         watch = held if mode != "off" else None  # a stopping model watches its inner rows
         fitted = _fit_on(estimator, X, y_fit, inner, watch=watch, **common)
-        threshold = _inner_threshold(threshold_metric, *fitted, X, y_fit, held, task)
+        held_pred = _predict_rows(*fitted, X.iloc[held], task)
+    calibrator, threshold = None, None
+    if calibration != "none":
+        calibrator = Calibrator(calibration).fit(held_pred, y_fit[held])
+        held_pred = calibrator.transform(held_pred)
+    if threshold_metric is not None:
+        threshold = choose_threshold(threshold_metric, y_fit[held], held_pred)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
 
@@ -389,32 +408,34 @@ def fit_fold(
 
     valid_pred = _predict(model, prepared(X.iloc[split.valid]), task, inverse)
     test_pred = _predict(model, prepared(X_test), task, inverse) if X_test is not None else None
+    raw_valid = valid_pred
+    if calibrator is not None:
+        valid_pred = calibrator.transform(valid_pred)
+        test_pred = calibrator.transform(test_pred) if test_pred is not None else None
     return FoldFit(
         valid_pred, test_pred, model, fit_seconds, time.perf_counter() - start, len(train),
         int(rounds) if rounds is not None else None, mode if rounds is not None else None, refit,
         history if history is not None else _history(model), threshold,
+        calibrator, raw_valid if calibrator is not None else None,
     )  # fmt: skip
 
 
-def _inner_threshold(
-    metric: Metric,
-    model: Any,
-    step: Any,
-    align: CategoricalAligner,
-    X: pd.DataFrame,
-    y_fit: np.ndarray,
-    held: np.ndarray,
-    task: str,
-) -> float:
-    """The threshold ``metric`` prefers on the held-out inner rows, as ``model`` predicts them."""
-    frame = X.iloc[held]
-    proba = _predict(
-        model,
-        align.transform(step.transform(frame) if step is not None else frame),
-        task,
-        TRANSFORMS["none"][1],
-    )
-    return choose_threshold(metric, y_fit[held], proba)
+def _calibration_report(fit: FoldFit, y: np.ndarray, calibrated: np.ndarray) -> dict[str, Any]:
+    """A fold's validation part, before and after its calibrator: ECE and Brier (lower is better)."""
+    out: dict[str, Any] = {"method": fit.calibrator.method, **fit.calibrator.summary()}
+    for name in ("ece", "brier"):
+        metric = get_metric(name)
+        out[f"{name}_before"] = metric(y, fit.raw_valid)
+        out[f"{name}_after"] = metric(y, calibrated)
+    return out
+
+
+def _predict_rows(
+    model: Any, step: Any, align: CategoricalAligner, frame: pd.DataFrame, task: str
+) -> np.ndarray:
+    """``model``'s predictions of ``frame`` through the features and alignment fitted with it."""
+    prepared = align.transform(step.transform(frame) if step is not None else frame)
+    return _predict(model, prepared, task, TRANSFORMS["none"][1])
 
 
 def cross_validate(
@@ -436,6 +457,7 @@ def cross_validate(
     extra: tuple[pd.DataFrame, np.ndarray] | None = None,
     early_stopping: EarlyStopping = INNER,
     threshold: str = "fixed",
+    calibration: str = "none",
 ) -> CVResult:
     """Run the fold loop.
 
@@ -475,10 +497,17 @@ def cross_validate(
         headline scores those. The OOF stays probabilities; the test set gets the median of
         the folds' thresholds. Beside it, labelled: the OOF at 0.5, and the optimistic
         threshold chosen on the OOF itself.
+    calibration : {"none", "platt", "isotonic", "temperature"}
+        A calibrator fitted in every fold on an inner split of its training part
+        (:mod:`kfw.core.calibration`) maps the validation and test predictions; each fold
+        records its validation part's expected calibration error and Brier score before and
+        after (reported, never used to choose anything).
     """
     import pandas as pd
 
     tuned = threshold == "tune"
+    if calibration != "none" and task == "regression":
+        raise ValueError("calibration maps class probabilities: a regression has none")
     if tuned and not uses_threshold(metric, task):
         raise ValueError(
             f"threshold tuning needs a binary label metric, not {metric.name} ({task})"
@@ -518,6 +547,7 @@ def cross_validate(
                 folds=folds,
                 early_stopping=early_stopping,
                 threshold_metric=metric if tuned else None,
+                calibration=calibration,
             )
             valid_pred, test_pred = fit.valid_pred, fit.test_pred
             scored_pred = (
@@ -536,6 +566,9 @@ def cross_validate(
                 stopped_on=fit.stopped_on,
                 refit=fit.refit,
                 threshold=fit.threshold,
+                calibration=None
+                if fit.raw_valid is None
+                else _calibration_report(fit, y[split.valid], valid_pred),
             )
             importance = _importance(fit.model)
             if store is not None:

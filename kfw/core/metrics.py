@@ -550,14 +550,6 @@ def check_metric_task(metric: Metric, task: str) -> None:
         raise ConfigError(f"metric {metric.name!r} does not fit task {task!r}")
 
 
-# labels and thresholds: the binary metrics that score labels change with the decision threshold
-LABEL_METRICS = frozenset(
-    {"accuracy", "f1", "f2", "precision", "recall", "balanced_accuracy", "mcc"}
-)
-
-
 def uses_threshold(metric: Metric, task: str) -> bool:
     """Whether ``metric`` scores binary labels (``p >= t``), so that a threshold changes it."""
-    declared = getattr(metric, "uses_threshold", None)
-    uses = declared if declared is not None else metric.name in LABEL_METRICS
-    return task == "binary" and bool(uses)
+    return task == "binary" and metric.uses_threshold

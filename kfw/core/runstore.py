@@ -78,6 +78,7 @@ class FoldRecord(TypedDict, total=False):
     stopped_on: str | None
     refit: bool
     threshold: float | None  # tuned on an inner split of this fold's training part
+    calibration: dict[str, Any] | None  # the calibrator, and ECE / Brier before and after
 
 
 class RunRecord(TypedDict, total=False):
@@ -117,6 +118,7 @@ class RunRecord(TypedDict, total=False):
     threads: int
     early_stopping_config: dict[str, Any] | None
     threshold_mode: str  # "fixed" (0.5) or "tune" (chosen in each fold on an inner split)
+    calibration: str  # "none", "platt", "isotonic" or "temperature" (fitted in each fold)
     tuned_on: str | None  # the fold hash its tuned parameters were chosen on
     ablation: dict[str, Any]
     group: str
@@ -168,8 +170,11 @@ def identity(record: RunRecord) -> str:
     if record["kind"] == "ensemble":
         return config_key({"members": record["members"], "method": record["label"]})
     key = {k: record.get(k) for k in MODEL_IDENTITY}
-    if record.get("threshold_mode", "fixed") != "fixed":  # absent before it existed: same keys
+    # absent before they existed: a run without them keeps the key it always had
+    if record.get("threshold_mode", "fixed") != "fixed":
         key["threshold_mode"] = record["threshold_mode"]
+    if record.get("calibration", "none") != "none":
+        key["calibration"] = record["calibration"]
     return config_key(key)
 
 

@@ -40,7 +40,7 @@ class Context:
         """Keyword arguments of :func:`kfw.core.cv.cross_validate` that every caller shares.
 
         Everything the competition decides (metric, task, fitted features, target transform,
-        training-part filters, excluded rows, extra rows, early stopping, the decision threshold); the caller adds
+        training-part filters, excluded rows, extra rows, early stopping, the decision threshold, calibration); the caller adds
         the estimator, the target and ``X_test`` when it wants test predictions.
         """
         spec, d = self.spec, self.design
@@ -48,7 +48,8 @@ class Context:
             metric=get_metric(spec.metric), task=spec.task, features=d.features,
             target_transform=spec.target_transform, train_mask=d.train_mask,
             exclude=d.exclude, extra=d.extra, early_stopping=spec.early_stopping,
-            threshold=spec.threshold, callback=callback, label=label,
+            threshold=spec.threshold, calibration=spec.calibration, callback=callback,
+            label=label,
         )  # fmt: skip
 
 

@@ -105,6 +105,7 @@ def run_model(
     stops = stops_early(estimator) and spec.early_stopping.mode != "off"
     record["early_stopping_config"] = asdict(spec.early_stopping) if stops else None
     record["threshold_mode"] = spec.threshold
+    record["calibration"] = spec.calibration
     record.update(annotations or {})
     key = identity(record)
     started = time.time()
