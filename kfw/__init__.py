@@ -20,7 +20,8 @@ imports only those above it in this list; ``tests/kfw/test_layout.py`` checks it
 - ``ensemble``: ``stack`` (blends, hill climbing, level 2) and ``roster`` (the roster, then
   its ensemble: what ``kfw cv`` runs).
 - ``study``: questions about runs. ``tune``, ``audit`` (permuted targets), ``adversarial``
-  (train against test), ``ablate``, ``bakeoff``.
+  (train against test), ``ablate``, ``bakeoff``, ``curves`` (learning and validation curves,
+  read as high bias or high variance by ``bias_variance``).
 - ``report``: the public write-up, its prose in ``report/templates``.
 - ``cli``: the Typer skin.
 """

@@ -10,6 +10,7 @@ import typer
 from kfw.cli import (
     ablate,
     campaign,
+    curves,
     cv,
     data,
     errors,
@@ -97,3 +98,4 @@ writeup.register(app)
 report.register(app)
 ablate.register(app)
 errors.register(app)
+curves.register(app)

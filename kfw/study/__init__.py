@@ -1,1 +1,2 @@
-"""Questions asked of runs: tuning, the leakage audit, train against test, ablations, bake-offs."""
+"""Questions asked of runs: tuning, the leakage audit, train against test, ablations, bake-offs,
+learning and validation curves."""
