@@ -4,7 +4,9 @@ The fold loop fits a clone of the model on a fold's training part (:func:`kfw.co
 so a :class:`Resampled` model under-samples, over-samples or synthesises (SMOTE) from that
 training part alone: validation rows, early-stopping rows (the ``eval_set``) and the test set
 are only ever predicted. ``kfw cv -m logreg -p resample='"smote"'`` wraps any classifier in it
-(:func:`kfw.core.registry.make_estimator`).
+(:func:`kfw.core.registry.make_estimator`); so does ``class_weight = "balanced"``, whose weights
+are computed on the same rows and passed as ``sample_weight`` (the library wrappers built on
+``models._tabular.WeightedModel`` take it).
 
 Targets per class, with ``ratio`` r (minority / majority after resampling, in (0, 1]):
 ``under`` keeps min(n_c, round(n_min / r)) rows of class c, drawn without replacement;

@@ -226,6 +226,19 @@ def test_balanced_class_weights_reach_the_inner_fit():
     np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("name", ["logreg", "lgbm", "xgb", "catboost", "rf"])
+def test_balanced_class_weights_through_make_estimator(name):
+    # the minority's mean predicted probability moves towards one half when its rows weigh more
+    X, y = _data(300)
+    fast = {"lgbm": {"n_estimators": 30}, "xgb": {"n_estimators": 30}, "rf": {"n_estimators": 30},
+            "catboost": {"iterations": 30}}.get(name, {})  # fmt: skip
+    plain = make_estimator(name, "binary", fast).fit(X, y).predict_proba(X)[:, 1]
+    model = make_estimator(name, "binary", {**fast, "class_weight": "balanced"})
+    assert isinstance(model, Resampled) and model.method is None
+    weighted = model.fit(X, y).predict_proba(X)[:, 1]
+    assert weighted.mean() > plain.mean() + 0.05
+
+
 def test_clone_and_params():
     model = Resampled(Spy(), method="under", ratio=0.5, random_state=3)
     twin = clone(model)
@@ -299,7 +312,7 @@ def test_make_estimator_wraps_any_classifier():
         ("logreg", "binary", {"resample": "under", "resample_ratio": 2}, "resample_ratio"),
         ("logreg", "binary", {"resample_ratio": 0.5}, "resample_ratio needs resample"),
         ("logreg", "binary", {"class_weight": "even"}, "class_weight must be 'balanced'"),
-        ("logreg", "binary", {"class_weight": "balanced"}, "takes no sample_weight"),
+        ("scratch-logreg", "binary", {"class_weight": "balanced"}, "takes no sample_weight"),
         ("logreg", "binary", {"bogus": 1}, "has no parameter 'bogus'"),
     ],
 )
