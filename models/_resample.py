@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from models._tabular import categorical_columns, is_frame
+from models._tabular import categorical_columns, check_input, check_target, is_frame
 
 METHODS = ("under", "over", "smote")
 MISSING = "__missing__"  # a categorical NaN as its own level while SMOTE-NC sees the rows
@@ -34,8 +35,6 @@ _PASSED = (
     "history_",
     "feature_importances_",
     "importance_names_",
-    "feature_names_in_",
-    "n_features_in_",
     "n_iter_",
 )
 
@@ -146,9 +145,9 @@ class Resampled(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         are, when it takes them: the eval set is never resampled.
         """
         self.check()
-        y = np.asarray(y)
-        if len(y) != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but y has {len(y)}")
+        X = check_input(self, X, reset=True)
+        y = check_target(self, X, y)
+        check_classification_targets(y)
         rng = np.random.default_rng(self.random_state)
         if self.method is not None:
             X, y = self._resample(X, y, rng)
@@ -161,7 +160,7 @@ class Resampled(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             labels, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
             kwargs["sample_weight"] = len(y) / (len(labels) * counts[inverse])  # (n_samples,)
         classes, counts = np.unique(y, return_counts=True)
-        self.counts_ = {c.item(): int(n) for c, n in zip(classes, counts, strict=True)}
+        self.counts_ = {_plain(c): int(n) for c, n in zip(classes, counts, strict=True)}
         self.estimator_ = clone(self.estimator).fit(X, y, **kwargs)
         self.classes_ = getattr(self.estimator_, "classes_", classes)
         for name in _PASSED:
@@ -176,7 +175,7 @@ class Resampled(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if len(labels) < 2:
             raise ValueError(f"y has only 1 class ({labels[0]!r}); a classifier needs at least 2")
         want = targets(
-            dict(zip(labels.tolist(), counts.tolist(), strict=True)),
+            {_plain(c): int(n) for c, n in zip(labels, counts, strict=True)},
             self.method,
             1.0 if self.ratio is None else float(self.ratio),
         )
@@ -185,7 +184,7 @@ class Resampled(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         keep = []
         for label in labels:
             rows = np.flatnonzero(y == label)
-            n = want[label.item()]
+            n = want[_plain(label)]
             if self.method == "under":
                 keep.append(np.sort(rng.choice(rows, size=n, replace=False)))
             else:  # over: the rows themselves, then copies drawn with replacement
@@ -195,17 +194,21 @@ class Resampled(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        return self.estimator_.predict(X)
+        return self.estimator_.predict(check_input(self, X, reset=False))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        return self.estimator_.predict_proba(X)
+        return self.estimator_.predict_proba(check_input(self, X, reset=False))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True
         return tags
+
+
+def _plain(label: Any) -> Any:
+    return label.item() if isinstance(label, np.generic) else label
 
 
 def _take(X: Any, rows: np.ndarray) -> Any:
@@ -219,18 +222,19 @@ def _smote(
 
     SMOTE needs numbers without NaN: numeric NaN takes the median of these rows, a categorical
     NaN is a level of its own (SMOTE-NC, or SMOTE-N when every column is categorical); the
-    original rows are returned untouched, NaN included.
+    original rows are returned untouched, NaN included. A class of one row has no segment to
+    interpolate on: it is over-sampled by copies of that row, appended last.
     """
     import pandas as pd
     from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC
 
-    short = {c: n for c, n in want.items() if n > int(np.sum(y == c))}
+    have = {c: int(np.sum(y == c)) for c in want}
+    single = {c: n - 1 for c, n in want.items() if have[c] == 1 and n > 1}
+    want = {c: (1 if c in single else n) for c, n in want.items()}
+    short = [c for c, n in want.items() if n > have[c]]
     if not short:
-        return X, y
-    smallest = min(int(np.sum(y == c)) for c in short)
-    if smallest < 2:
-        raise ValueError("smote needs at least 2 rows of every class it over-samples")
-    k = min(k_neighbors, smallest - 1)
+        return _copies(X, y, single)
+    k = min(k_neighbors, min(have[c] for c in short) - 1)
     seed = int(rng.integers(2**31 - 1))
     frame = X if is_frame(X) else pd.DataFrame(np.asarray(X, dtype=np.float64))
     cats = categorical_columns(frame)
@@ -272,4 +276,14 @@ def _smote(
                 synthetic[c] = column.astype(dtype) if column.notna().all() else column
     out = pd.concat([frame.reset_index(drop=True), synthetic], ignore_index=True)
     y_out = np.concatenate([y, np.asarray(y_res[n:], dtype=y.dtype)])
-    return (out if is_frame(X) else out.to_numpy(dtype=np.float64)), y_out
+    return _copies(out if is_frame(X) else out.to_numpy(dtype=np.float64), y_out, single)
+
+
+def _copies(X: Any, y: np.ndarray, extra: dict[Any, int]) -> tuple[Any, np.ndarray]:
+    """``X, y`` with ``extra[c]`` more copies of the (single) row of each class c."""
+    if not extra:
+        return X, y
+    rows = np.concatenate(
+        [np.arange(len(y))] + [np.repeat(np.flatnonzero(y == c)[:1], n) for c, n in extra.items()]
+    )
+    return _take(X, rows), y[rows]

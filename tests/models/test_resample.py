@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from typer.testing import CliRunner
 
 from kfw.cli.app import app
@@ -19,6 +20,7 @@ from kfw.core.registry import make_estimator
 from kfw.errors import ConfigError
 from models._resample import Resampled
 from models.lgbm import LGBMClassifier
+from models.linear import LogisticRegression
 from tests.synth import frames, make_competition, write_files
 
 NUMERIC = ["a", "b"]
@@ -251,6 +253,31 @@ def test_clone_and_params():
     assert twin.predict(X).shape == (len(X),)
 
 
+# scikit-learn's estimator checks (tests/models/test_contract.py runs them on registered models)
+@parametrize_with_checks(
+    [
+        Resampled(LogisticRegression(), method="over"),
+        Resampled(LogisticRegression(), method="under", ratio=0.5),
+        Resampled(LogisticRegression(), method="smote"),
+        Resampled(LogisticRegression(), class_weight="balanced"),
+    ],
+    expected_failed_checks=lambda est: {
+        "check_class_weight_classifiers": "class_weight takes 'balanced', not a dict of weights"
+    },
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_smote_copies_a_class_of_one_row():
+    X, _ = _data(40)
+    y = np.r_[np.zeros(30, int), np.ones(9, int), [2]]
+    model = Resampled(Spy(), method="smote").fit(X, y)
+    assert model.counts_ == {0: 30, 1: 30, 2: 30}
+    copies = FITS[0]["X"].iloc[-29:]
+    assert (copies == X.iloc[-1]).all().all()
+
+
 # ---------------------------------------------------------------------------------------------
 # early stopping through the wrapper
 
@@ -295,6 +322,8 @@ def test_make_estimator_wraps_any_classifier():
     assert model.estimator.C == 0.5
     proba = model.fit(X, y).predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    scratch = make_estimator("scratch-logreg", "binary", {"resample": "under"}).fit(X, y)
+    assert scratch.counts_[0] == scratch.counts_[1]  # a factory's model is wrapped the same way
     ratio = make_estimator("lgbm", "binary", {"resample": "under", "resample_ratio": 0.5})
     assert ratio.ratio == 0.5 and ratio.stops_early()
     assert ratio.fixed_length(12) == {
