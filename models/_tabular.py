@@ -17,7 +17,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 
 def is_frame(X: Any) -> bool:
@@ -73,7 +79,8 @@ def check_target(estimator: BaseEstimator, X: Any, y: Any) -> np.ndarray:
 class TabularModel(BaseEstimator):
     """The fit / predict skeleton of a kfw wrapper around a library model.
 
-    Subclasses implement ``_fit_model(X, y, eval_set) -> fitted library model`` and, if the
+    Subclasses implement ``_fit_model(X, y, eval_set) -> fitted library model`` (with a
+    ``sample_weight`` keyword under :class:`WeightedModel`) and, if the
     library's predictions need translating, ``_predict_raw``. Classifiers encode labels to
     0..K-1 before the library sees them, so every library gets the same integer targets.
     Concrete classes put ``ClassifierMixin`` or ``RegressorMixin`` on the left.
@@ -84,6 +91,11 @@ class TabularModel(BaseEstimator):
 
     def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None) -> TabularModel:
         """Fit; ``eval_set=(X_valid, y_valid)`` enables early stopping where the model has it."""
+        return self._fit(X, y, eval_set, None)
+
+    def _fit(
+        self, X: Any, y: Any, eval_set: tuple[Any, Any] | None, sample_weight: Any
+    ) -> TabularModel:
         X = check_input(self, X, reset=True)
         y = check_target(self, X, y)
         if self._is_classifier():
@@ -101,7 +113,10 @@ class TabularModel(BaseEstimator):
             if self._is_classifier():
                 yv = np.searchsorted(self.classes_, yv)
             eval_set = (Xv, yv)
-        self.model_ = self._fit_model(X, y, eval_set)
+        weights: dict[str, Any] = {}
+        if sample_weight is not None:
+            weights["sample_weight"] = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        self.model_ = self._fit_model(X, y, eval_set, **weights)
         return self
 
     def _fit_model(self, X: Any, y: np.ndarray, eval_set: tuple[Any, np.ndarray] | None) -> Any:
@@ -142,6 +157,21 @@ def _two_columns(proba: Any) -> np.ndarray:
     return np.column_stack([1.0 - proba, proba]) if proba.ndim == 1 else proba
 
 
+class WeightedModel(TabularModel):
+    """A wrapper whose library weights rows: ``fit`` takes ``sample_weight`` (one per row of X,
+    never of the eval set) and ``_fit_model`` receives it as a keyword when given."""
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        eval_set: tuple[Any, Any] | None = None,
+        sample_weight: Any = None,
+    ) -> WeightedModel:
+        """Fit, each row of ``X`` weighted by ``sample_weight`` (None: all equal)."""
+        return self._fit(X, y, eval_set, sample_weight)
+
+
 class RoundsModel(TabularModel):
     """A boosted model whose length (``_ROUNDS`` rounds) early stopping can choose."""
 
@@ -162,3 +192,11 @@ def library_params(estimator: BaseEstimator, exclude: tuple[str, ...] = ()) -> d
     for name in exclude:
         params.pop(name, None)
     return {**params, **extra}
+
+
+def final_step_weights(pipe: Any, sample_weight: np.ndarray | None) -> dict[str, Any]:
+    """``Pipeline.fit`` keywords that weight the rows in the pipeline's model (its last step);
+    the design matrix (imputation, scaling, one-hot) is fitted unweighted."""
+    if sample_weight is None:
+        return {}
+    return {f"{pipe.steps[-1][0]}__sample_weight": sample_weight}

@@ -7,7 +7,13 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
-from models._tabular import RoundsModel, categorical_columns, is_frame, library_params
+from models._tabular import (
+    RoundsModel,
+    WeightedModel,
+    categorical_columns,
+    is_frame,
+    library_params,
+)
 
 _OWN = ("early_stopping_rounds",)
 
@@ -22,7 +28,7 @@ def _as_catboost_frame(X: Any, cat_cols: list[str]) -> Any:
     return X
 
 
-class _Cat(RoundsModel):
+class _Cat(WeightedModel, RoundsModel):
     """Parameters are CatBoost's names; ``extra`` passes any other CatBoost one."""
 
     _ROUNDS = "iterations"
@@ -55,7 +61,13 @@ class _Cat(RoundsModel):
         self.n_jobs = n_jobs
         self.extra = extra
 
-    def _fit_model(self, X: Any, y: np.ndarray, eval_set: tuple[Any, np.ndarray] | None) -> Any:
+    def _fit_model(
+        self,
+        X: Any,
+        y: np.ndarray,
+        eval_set: tuple[Any, np.ndarray] | None,
+        sample_weight: np.ndarray | None = None,
+    ) -> Any:
         import catboost
 
         params = library_params(self, exclude=_OWN)
@@ -76,7 +88,8 @@ class _Cat(RoundsModel):
                 early_stopping_rounds=self.early_stopping_rounds,
                 use_best_model=True,
             )
-        model.fit(_as_catboost_frame(X, self.cat_features_), y, **fit_kwargs)
+        frame = _as_catboost_frame(X, self.cat_features_)
+        model.fit(frame, y, sample_weight=sample_weight, **fit_kwargs)
         best = model.get_best_iteration() if fit_kwargs else None
         # rounds kept by early stopping; None when it was off (all rounds used)
         self.best_iteration_ = int(best) + 1 if best is not None else None

@@ -9,10 +9,10 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.pipeline import make_pipeline
 
 from models._design import design
-from models._tabular import TabularModel
+from models._tabular import WeightedModel, final_step_weights
 
 
-class _Forest(TabularModel):
+class _Forest(WeightedModel):
     _extra_trees = False
 
     def __init__(
@@ -31,7 +31,9 @@ class _Forest(TabularModel):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _fit_model(self, X: Any, y: np.ndarray, eval_set: Any) -> Any:
+    def _fit_model(
+        self, X: Any, y: np.ndarray, eval_set: Any, sample_weight: np.ndarray | None = None
+    ) -> Any:
         del eval_set  # bagging has no rounds to stop
         from sklearn import ensemble
 
@@ -39,7 +41,8 @@ class _Forest(TabularModel):
         kind += "Classifier" if self._is_classifier() else "Regressor"
         forest = getattr(ensemble, kind)(**self.get_params())
         # trees need no scaling; numeric NaN goes to the trees' own missing-value handling
-        pipe = make_pipeline(design(X, one_hot=False, scale=None), forest).fit(X, y)
+        pipe = make_pipeline(design(X, one_hot=False, scale=None), forest)
+        pipe.fit(X, y, **final_step_weights(pipe, sample_weight))
         self.feature_importances_ = forest.feature_importances_
         self.importance_names_ = pipe[0].get_feature_names_out()
         return pipe

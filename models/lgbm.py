@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
-from models._tabular import RoundsModel, library_params
+from models._tabular import RoundsModel, WeightedModel, library_params
 
 # kfw's own parameters, not LightGBM's
 _OWN = ("early_stopping_rounds",)
 
 
-class _LGBM(RoundsModel):
+class _LGBM(WeightedModel, RoundsModel):
     """Parameters are LightGBM's scikit-learn names; ``extra`` passes any other LightGBM one.
 
     ``n_estimators`` is the cap on boosting rounds; with an ``eval_set`` (the fold's validation
@@ -58,7 +58,13 @@ class _LGBM(RoundsModel):
         self.n_jobs = n_jobs
         self.extra = extra
 
-    def _fit_model(self, X: Any, y: np.ndarray, eval_set: tuple[Any, np.ndarray] | None) -> Any:
+    def _fit_model(
+        self,
+        X: Any,
+        y: np.ndarray,
+        eval_set: tuple[Any, np.ndarray] | None,
+        sample_weight: np.ndarray | None = None,
+    ) -> Any:
         import lightgbm as lgb
 
         # deterministic + col-wise: the same seed and thread count give identical trees
@@ -69,7 +75,7 @@ class _LGBM(RoundsModel):
         callbacks = []
         if eval_set is not None and self.early_stopping_rounds:
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
-        fit_kwargs: dict[str, Any] = {"callbacks": callbacks}
+        fit_kwargs: dict[str, Any] = {"callbacks": callbacks, "sample_weight": sample_weight}
         if eval_set is not None:
             # LightGBM 4.7 renamed eval_set to eval_X / eval_y
             if "eval_X" in inspect.signature(model.fit).parameters:

@@ -14,19 +14,22 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.pipeline import make_pipeline
 
 from models._design import design
-from models._tabular import TabularModel
+from models._tabular import WeightedModel, final_step_weights
 
 
-class DesignMatrixModel(TabularModel):
+class DesignMatrixModel(WeightedModel):
     """A scikit-learn model behind the per-fold design matrix (impute, scale, one-hot)."""
 
     def _make(self) -> Any:
         raise NotImplementedError  # abstract: the scikit-learn linear model
 
-    def _fit_model(self, X: Any, y: np.ndarray, eval_set: Any) -> Any:
+    def _fit_model(
+        self, X: Any, y: np.ndarray, eval_set: Any, sample_weight: np.ndarray | None = None
+    ) -> Any:
         del eval_set  # closed-form / convex: nothing to stop early
         matrix = design(X, one_hot=True, scale=self.scaler, min_frequency=self.min_frequency)
-        pipe = make_pipeline(matrix, self._make()).fit(X, y)
+        pipe = make_pipeline(matrix, self._make())
+        pipe.fit(X, y, **final_step_weights(pipe, sample_weight))
         if hasattr(pipe[-1], "n_iter_"):  # iterative solvers report their iterations
             self.n_iter_ = pipe[-1].n_iter_
         return pipe

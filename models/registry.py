@@ -4,7 +4,7 @@ Each entry names the regressor and/or classifier class and the Optuna search spa
 ``kfw tune`` samples, both living beside the wrapper in ``models/``.
 """
 
-from kfw.core.registry import ModelEntry, register
+from kfw.core.registry import ModelEntry, register, register_resampler
 
 # name, description, regressor, classifier, search space, complexity (see kfw.core.registry)
 _ENTRIES = [
@@ -169,3 +169,6 @@ register(
         complexity=5,
     )
 )
+
+# resample / resample_ratio / class_weight on any classifier (models/_resample.py)
+register_resampler("models._resample:Resampled")

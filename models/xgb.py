@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
-from models._tabular import RoundsModel, library_params
+from models._tabular import RoundsModel, WeightedModel, library_params
 
 
-class _XGB(RoundsModel):
+class _XGB(WeightedModel, RoundsModel):
     """Parameters are XGBoost's scikit-learn names; ``extra`` passes any other XGBoost one.
 
     ``early_stopping_rounds`` is a constructor argument in XGBoost; the wrapper sets it only
@@ -51,7 +51,13 @@ class _XGB(RoundsModel):
         self.n_jobs = n_jobs
         self.extra = extra
 
-    def _fit_model(self, X: Any, y: np.ndarray, eval_set: tuple[Any, np.ndarray] | None) -> Any:
+    def _fit_model(
+        self,
+        X: Any,
+        y: np.ndarray,
+        eval_set: tuple[Any, np.ndarray] | None,
+        sample_weight: np.ndarray | None = None,
+    ) -> Any:
         import xgboost as xgb
 
         params = library_params(self)
@@ -60,7 +66,13 @@ class _XGB(RoundsModel):
         params.update(tree_method="hist", enable_categorical=True, verbosity=0)
         cls = xgb.XGBClassifier if self._is_classifier() else xgb.XGBRegressor
         model = cls(**params)
-        model.fit(X, y, eval_set=[eval_set] if eval_set is not None else None, verbose=False)
+        model.fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            eval_set=[eval_set] if eval_set is not None else None,
+            verbose=False,
+        )
         stopped = params["early_stopping_rounds"] is not None
         # rounds kept by early stopping; None when it was off (all rounds used)
         self.best_iteration_ = int(model.best_iteration) + 1 if stopped else None

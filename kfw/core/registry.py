@@ -46,6 +46,10 @@ class ModelEntry:
 REGISTRY: dict[str, ModelEntry] = {}
 PLUGINS = ("models",)
 _loaded = False
+# kfw's own parameters of any classifier: resampling and class weights of the training part,
+# applied by a wrapper ("module:Class", set by the plugin, see models/_resample.py)
+RESAMPLE_PARAMS = {"resample": "method", "resample_ratio": "ratio", "class_weight": "class_weight"}
+_resampler: list[str] = []
 
 
 def _load_plugins() -> None:
@@ -65,6 +69,11 @@ def entries() -> list[ModelEntry]:
 def register(entry: ModelEntry) -> None:
     """Add a model (scratch models and torch networks register themselves this way)."""
     REGISTRY[entry.name] = entry
+
+
+def register_resampler(path: str) -> None:
+    """The wrapper class (``"module:Class"``) that ``resample`` / ``class_weight`` build."""
+    _resampler[:] = [path]
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -119,7 +128,10 @@ def make_estimator(
     """Build the estimator of ``name`` for ``task``.
 
     ``random_state`` and ``n_jobs`` are set when the class takes them, unless ``params`` sets
-    them itself.
+    them itself. ``resample`` ("under", "over", "smote"), ``resample_ratio`` and
+    ``class_weight`` ("balanced"), on any classifier, are kfw's: the built estimator is wrapped
+    in the resampler (``models._resample.Resampled``), which touches the training rows of
+    each fit only.
 
     Raises
     ------
@@ -129,6 +141,32 @@ def make_estimator(
     passive_openmp()
     cls = estimator_class(name, task)
     given = dict(params or {})
+    wrap = {RESAMPLE_PARAMS[k]: given.pop(k) for k in list(given) if k in RESAMPLE_PARAMS}
+    if wrap and task == "regression":
+        raise ConfigError(
+            f"model {name!r}: {', '.join(k for k in RESAMPLE_PARAMS if k in params)}: resampling "
+            "and class weights are for classification, and this task is regression"
+        )
+    estimator = _build(name, cls, given, random_state, n_jobs)
+    if wrap:
+        estimator = _resampled(name, estimator, wrap, random_state)
+    return estimator
+
+
+def _resampled(name: str, estimator: Any, wrap: dict[str, Any], random_state: int) -> Any:
+    _load_plugins()
+    module, cls = _resampler[0].split(":")
+    wrapper = getattr(importlib.import_module(module), cls)(
+        estimator, random_state=random_state, **wrap
+    )
+    try:
+        wrapper.check()
+    except ValueError as exc:
+        raise ConfigError(f"model {name!r}: {exc}") from None
+    return wrapper
+
+
+def _build(name: str, cls: Any, given: dict[str, Any], random_state: int, n_jobs: int) -> Any:
     if not isinstance(cls, type):  # a factory (e.g. a scratch model behind kfw's design matrix)
         estimator = cls(dict(given), random_state=random_state, n_jobs=n_jobs)
     else:
