@@ -199,6 +199,12 @@ def segment_labels(
     return labels, note
 
 
+def _named(metric: Metric) -> str:
+    """The metric's name, with its threshold when it is not the default 0.5."""
+    t = metric.threshold
+    return metric.name if t is None or t == 0.5 else f"{metric.name} at threshold {t:.3f}"
+
+
 def _score(metric: Metric, y: np.ndarray, pred: np.ndarray) -> float:
     try:
         return float(metric(y, pred))
@@ -364,6 +370,9 @@ def analyse_errors(
     ids = store.frame(run_id, "oof.parquet").iloc[:, 0].to_numpy()
     metric = get_metric(record["metric"])
     task = record["task"]
+    if record.get("threshold") is not None and metric.uses_threshold and task == "binary":
+        # a run with tuned thresholds: its segments are scored at the threshold its test set got
+        metric = metric.at_threshold(record["threshold"])
     # rows of train.csv with a prediction, in train's order (extra training rows left out)
     position = pd.Series(np.arange(len(ids)), index=ids)
     at = position.reindex(train[spec.id].to_numpy()).to_numpy()
@@ -401,7 +410,7 @@ def analyse_errors(
             worst[f"nn{j + 1}_distance"] = distance[:, j]
 
     report = ErrorReport(
-        run_id, record.get("model") or record.get("label", ""), metric.name, score, len(rows),
+        run_id, record.get("model") or record.get("label", ""), _named(metric), score, len(rows),
         k, loss_note(task, metric.name), worst,
     )  # fmt: skip
     for col in by:
