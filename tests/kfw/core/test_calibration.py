@@ -135,3 +135,29 @@ def test_cv_calibrate_records_each_fold_and_says_before_and_after(home: Path, ca
     record = json.loads(next((home / "runs" / "synth").glob("*/run.json")).read_text())
     assert record["calibration"] == "platt"
     assert all({"a", "b", "ece_after"} <= set(f["calibration"]) for f in record["fold_scores"])
+
+
+def test_temperature_scaling_runs_on_a_torch_net_and_keeps_its_classes():
+    """Multiclass temperature scaling (Guo et al. 2017) on a network in the fold loop: each
+    fold's probabilities are softmax(log p / T) of the plain run's, so the classes (and the
+    accuracy) stay and only the confidence moves. Whether it helps a given net is measured,
+    per fold, by the ECE before and after (docs/evaluation.md)."""
+    from kfw.core.calibration import _scaled
+    from kfw.core.registry import make_estimator
+
+    X, y = _data(900, seed=3, classes=3)
+    folds = _folds(len(X), k=3, y=y)
+    params = {"hidden_layer_sizes": [32], "epochs": 6, "early_stopping": False, "batch_size": 64}
+    net = make_estimator("torch-mlp", "multiclass", params, random_state=0, n_jobs=1)
+    accuracy = get_metric("accuracy")
+    plain = cross_validate(net, X, y, folds, metric=accuracy, task="multiclass")
+    scaled = cross_validate(net, X, y, folds, metric=accuracy, task="multiclass", calibration="temperature")  # fmt: skip
+    np.testing.assert_array_equal(plain.oof.argmax(1), scaled.oof.argmax(1))
+    assert [f.score for f in plain.folds] == [f.score for f in scaled.folds]
+    for split, fold in zip(folds.splits(), scaled.folds, strict=True):
+        t = fold.calibration["temperature"]
+        assert 0.05 <= t <= 20 and t != 1.0
+        np.testing.assert_allclose(
+            scaled.oof[split.valid], _scaled(plain.oof[split.valid], t), atol=1e-9
+        )
+        assert {"ece_before", "ece_after", "brier_before", "brier_after"} <= set(fold.calibration)
