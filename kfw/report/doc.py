@@ -26,6 +26,7 @@ SECTIONS = (
     "CV and leaderboard",
     "Out-of-fold diagnostics",
     "Evaluation",
+    "Thresholds, calibration, learning curve and errors",
     "Feature importance",
     "Reproducibility",
 )

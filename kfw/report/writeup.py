@@ -41,6 +41,7 @@ from kfw.report.sections import (
     task_and_data,
     validation,
 )
+from kfw.report.tools import evaluation_tools
 
 __all__ = [
     "SECTIONS",
@@ -108,6 +109,7 @@ def write_writeup(
         leaderboard,
         diagnostics,
         lambda d: evaluation(d, full=False),
+        evaluation_tools,
         importance,
         reproducibility,
     ]

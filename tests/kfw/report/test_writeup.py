@@ -174,6 +174,88 @@ def test_binary_writeup_shows_confusion_and_calibration(binary_writeup) -> None:
     assert f"| AUC | {records[shown[1]]['score']:.5f} |" in evaluation
 
 
+TOOLS = "## Thresholds, calibration, learning curve and errors"
+
+
+def _tools_section(md: str) -> str:
+    return md[md.index(TOOLS) : md.index("## Feature importance")]
+
+
+def test_missing_evaluation_tools_are_one_sentence_each(binary_writeup) -> None:
+    md, _, folder = binary_writeup
+    tools = _tools_section(md)
+    best = re.search(r"predictions of the best run, \*\*(\w+)\*\* \(`([^`]+)`\)", md)
+    assert (
+        "No run on the current data tuned its threshold; `kfw cv synth --threshold tune`" in tools
+    )
+    assert "No run on the current data is calibrated; `kfw cv synth --calibrate platt`" in tools
+    assert "No learning curve yet; `kfw curves synth --model " in tools
+    assert f"No error analysis yet; `kfw errors synth {best[2]}`" in tools
+    assert "|" not in tools and "![" not in tools
+    assert not (folder / "learning-curve.png").exists()
+
+
+@pytest.fixture(scope="module")
+def tools_writeup(tmp_path_factory: pytest.TempPathFactory):
+    """A binary competition scored by F1: one run with its threshold tuned in the folds and
+    Platt calibration, a learning curve, and the run's worst rows by segment."""
+    home = tmp_path_factory.mktemp("tools")
+    make_competition(home, task="binary", models=("logreg",))
+    toml = home / "competitions" / "synth" / "competition.toml"
+    toml.write_text(toml.read_text().replace('metric = "roc_auc"', 'metric = "f1"'))
+    _kfw(home, "cv", "synth", "--threads", "1", "--threshold", "tune", "--calibrate", "platt")
+    _kfw(home, "curves", "synth", "--model", "logreg", "--sizes", "0.3,1.0")
+    (run,) = _records(home).values()
+    _kfw(home, "errors", "synth", run["id"], "--by", "cat")
+    return _writeup(home, "--no-adversarial")
+
+
+def test_tools_section_shows_the_records_and_reports_numbers(tools_writeup) -> None:
+    md, page, folder = tools_writeup
+    home = folder.parents[1]
+    assert re.findall(r"^## (.+)$", md, re.M) == list(SECTIONS)
+    (run,) = _records(home).values()
+    assert run["threshold_mode"] == "tune" and run["calibration"] == "platt"
+    tools = _tools_section(md)
+    # threshold: 0.5, tuned in the folds, the folds' range, the test's, the OOF-tuned optimistic
+    fold_t = [f["threshold"] for f in run["fold_scores"]]
+    row = (
+        f"| logreg | {run['score_at_default_threshold']:.5f} | {run['score']:.5f} | "
+        f"{min(fold_t):.3f}–{max(fold_t):.3f} | {run['threshold']:.3f} | "
+        f"{run['score_oof_tuned']:.5f} at {run['oof_threshold']:.3f} (optimistic) |"
+    )
+    assert row in tools
+    assert "tuned on the OOF itself (optimistic)" in tools
+    # calibration: the folds' mean ECE and Brier, before -> after
+    cal = [f["calibration"] for f in run["fold_scores"]]
+    mean = {k: np.mean([c[k] for c in cal]) for k in cal[0] if k.endswith(("before", "after"))}
+    assert (
+        f"| logreg | platt | {mean['ece_before']:.4f} → {mean['ece_after']:.4f} | "
+        f"{mean['brier_before']:.4f} → {mean['brier_after']:.4f} |"
+    ) in tools
+    # the learning curve: its verdict, its points, and its figure embedded
+    (curves,) = (home / "reports" / "synth" / "curves").glob("*/curves.json")
+    data = json.loads(curves.read_text())
+    assert f"Verdict: {data['verdict']}" in tools
+    assert data["command"] in tools
+    for p in data["points"]:
+        assert f"| {p['train_mean']:.4f} ± {p['train_std']:.4f} |" in tools
+    assert "](learning-curve.png)" in tools
+    assert (folder / "learning-curve.png").read_bytes() == (
+        curves.parent / "curves.png"
+    ).read_bytes()
+    # the worst rows and the segment table of `kfw errors`, headings one level down
+    errors = home / "reports" / "synth" / "errors" / run["id"]
+    worst = pd.read_csv(errors / "worst.csv")
+    assert "### Worst rows of logreg" in tools and "#### By `cat`" in tools
+    assert f"| {worst.iloc[0, 0]} | {worst['target'].iloc[0]} |" in tools
+    segments = pd.read_csv(errors / "segments-cat.csv")
+    assert all(f"| {s} | {n} |" in tools for s, n in zip(segments["segment"], segments["rows"], strict=True))  # fmt: skip
+    assert "No run" not in tools and "yet;" not in tools
+    names = _check_images(md, page, folder)
+    assert "learning-curve.png" in names
+
+
 # the public scores of the three submissions the fixture below records
 PUBLIC = {"lgbm": 0.25, "ridge": 0.12, "blend": 0.11}
 
@@ -394,9 +476,12 @@ def _what_a_reader_sees(driver: WebDriver, page: Path) -> dict:
     return seen
 
 
-@pytest.fixture(params=["regression_writeup", "binary_writeup", "submitted_writeup"])
+@pytest.fixture(
+    params=["regression_writeup", "binary_writeup", "submitted_writeup", "tools_writeup"]
+)
 def any_writeup(request: pytest.FixtureRequest):
-    """Each write-up fixture in turn: regression, binary, and one with submissions and a bake-off."""
+    """Each write-up fixture in turn: regression, binary, one with submissions and a bake-off, and
+    one with a tuned threshold, calibration, a learning curve and worst rows."""
     return request.getfixturevalue(request.param)
 
 
