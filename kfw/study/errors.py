@@ -200,9 +200,9 @@ def segment_labels(
 
 
 def _named(metric: Metric) -> str:
-    """The metric's name, with its threshold when it is not the default 0.5."""
+    """The metric's name, with its threshold when it is not the default 0.5 (``f1@0.302``)."""
     t = metric.threshold
-    return metric.name if t is None or t == 0.5 else f"{metric.name} at threshold {t:.3f}"
+    return metric.name if t is None or t == 0.5 else f"{metric.name}@{t:.3f}"
 
 
 def _score(metric: Metric, y: np.ndarray, pred: np.ndarray) -> float:
