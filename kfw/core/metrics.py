@@ -283,6 +283,22 @@ def fbeta(beta: float) -> Metric:
     return Metric(f"f{beta:g}", True, _CLASSIFICATION, f_beta, threshold=0.5)
 
 
+def cost_metric(fn_cost: float) -> Metric:
+    """The mean cost of a binary decision, named ``cost@<fn_cost>``: a false positive costs 1,
+    a false negative ``fn_cost`` (``cost@5``: missing a positive is five times as bad as a
+    false alarm). Lower is better; a label metric, so ``threshold = "tune"`` chooses the cut
+    that costs least (for calibrated probabilities, near ``1 / (1 + fn_cost)``)."""
+    if not fn_cost > 0 or not np.isfinite(fn_cost):
+        raise ConfigError(f"cost@<w> needs a finite false-negative cost w > 0, got {fn_cost}")
+
+    def cost(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        t = _labels(y_true, 2)
+        p = (y_pred >= 0.5).astype(np.int64)
+        return float(np.mean((p == 1) & (t == 0)) + fn_cost * np.mean((p == 0) & (t == 1)))
+
+    return Metric(f"cost@{fn_cost:g}", False, frozenset({"binary"}), cost, threshold=0.5)
+
+
 def _precision(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     tp, true_sum, pred_sum = _counts(y_true, y_pred)
     return _macro(_ratio(tp, pred_sum), y_pred, true_sum, pred_sum)
@@ -509,7 +525,8 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = 
 
 
 def get_metric(name: str) -> Metric:
-    """Look up a metric by name; ``map@<k>`` works for any ``k >= 1``.
+    """Look up a metric by name; ``map@<k>`` works for any ``k >= 1``, ``cost@<w>`` for any
+    false-negative cost ``w > 0`` (:func:`cost_metric`).
 
     Parameters
     ----------
@@ -530,8 +547,14 @@ def get_metric(name: str) -> Metric:
     match = re.fullmatch(r"map@([1-9][0-9]*)", name)
     if match:
         return _map_metric(int(match.group(1)))
+    match = re.fullmatch(r"cost@([0-9]+(?:\.[0-9]+)?)", name)
+    if match:
+        return cost_metric(float(match.group(1)))
     known = ", ".join(METRICS)
-    raise ConfigError(f"unknown metric {name!r}; known: {known} (and map@<k> for any k >= 1)")
+    raise ConfigError(
+        f"unknown metric {name!r}; known: {known} (and map@<k> for any k >= 1, cost@<w> for a "
+        "binary decision whose false negative costs w false positives)"
+    )
 
 
 def check_metric_task(metric: Metric, task: str) -> None:

@@ -36,8 +36,26 @@ HIGH_CARDINALITY = 50  # distinct values above which a categorical is target/cou
 TEXT_MEAN_WORDS = 6  # strings averaging more words than this are text
 GROUP_WORDS = ("group", "patient", "user", "customer", "subject", "session", "household", "store")
 TIME_WORDS = ("date", "time", "timestamp", "datetime", "day", "month")
-CLASSIFICATION_METRICS = {"accuracy", "f1", "roc_auc", "log_loss", "qwk"}
-REGRESSION_METRICS = {"rmse", "rmsle", "mae", "r2"}
+
+
+def _classifies(metric: str | None) -> bool:
+    """Whether ``metric`` scores classes (an integer target with it is multiclass)."""
+    if metric is None:
+        return False
+    try:
+        tasks = get_metric(metric).tasks
+    except ConfigError:
+        return False  # an unknown name is reported below, with the known ones
+    return bool(tasks & {"binary", "multiclass"})
+
+
+# classification metrics of the probabilities themselves: a submission of labels cannot be
+# scored by them
+PROBABILITY_METRICS = frozenset({"roc_auc", "log_loss", "average_precision", "brier", "ece"})
+
+
+def _reads_probabilities(metric: str | None) -> bool:
+    return metric in PROBABILITY_METRICS
 
 
 @dataclass
@@ -242,7 +260,7 @@ def infer(
         integral = _is_numeric(y) and np.allclose(y.dropna(), np.round(y.dropna()))
         if not _is_numeric(y) or n_classes == 2:
             task = "binary" if n_classes == 2 else "multiclass"
-        elif integral and n_classes <= 20 and metric in CLASSIFICATION_METRICS:
+        elif integral and n_classes <= 20 and _classifies(metric):
             task = "multiclass"
         else:
             task = "regression"
@@ -253,7 +271,7 @@ def infer(
             elif sample_values is not None and set(sample_values.dropna().unique().tolist()) <= set(
                 y.dropna().unique().tolist()
             ):
-                fmt = "label" if metric not in ("roc_auc", "log_loss") else "proba"
+                fmt = "proba" if _reads_probabilities(metric) else "label"
             else:
                 fmt = "proba"
         say(
@@ -273,7 +291,7 @@ def infer(
     if metric not in METRICS and not metric.startswith("map@"):
         get_metric(metric)  # raises with the list of known names
     check_metric_task(get_metric(metric), task)
-    if fmt == "label" and metric in ("roc_auc", "log_loss"):
+    if fmt == "label" and _reads_probabilities(metric):
         raise ConfigError(
             f"metric {metric} scores probabilities, but the sample submission holds labels"
         )

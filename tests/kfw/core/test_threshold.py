@@ -14,6 +14,7 @@ from kfw.cli import main
 from kfw.core.cv import at_threshold, choose_threshold, cross_validate
 from kfw.core.metrics import get_metric
 from kfw.core.registry import make_estimator
+from kfw.errors import ConfigError
 from tests.kfw.core.test_cv import _folds, _permuted_fold
 from tests.synth import make_competition
 
@@ -154,3 +155,23 @@ def test_threshold_tune_where_no_threshold_applies_is_one_line(
     assert err.strip().startswith("kfw: error: --threshold tune: ") and says in err
     assert len(err.strip().splitlines()) == 1
     assert sorted(home.rglob("*")) == before  # nothing written: no folds, no run
+
+
+def test_a_custom_cost_is_a_metric_and_tuning_cuts_where_it_costs_least():
+    from sklearn.metrics import confusion_matrix
+
+    cost = get_metric("cost@5")
+    assert cost.name == "cost@5" and not cost.greater_is_better and cost.uses_threshold
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 2, 200), rng.random(200)
+    for t in (0.2, 0.5, 0.8):
+        (_, fp), (fn, _) = confusion_matrix(y, p >= t, labels=[0, 1])
+        assert cost.at_threshold(t)(y, p) == pytest.approx((fp + 5 * fn) / 200, abs=1e-12)
+    X, y = _imbalanced(900, seed=4)
+    folds = _folds(len(X), k=4, y=y)
+    model = make_estimator("logreg", "binary", {}, random_state=0, n_jobs=1)
+    tuned = cross_validate(model, X, y, folds, metric=cost, task="binary", threshold="tune")
+    assert tuned.score < tuned.score_at_default  # lower cost than cutting at 0.5
+    assert all(f.threshold < 0.5 for f in tuned.folds)  # a missed positive costs 5 false alarms
+    with pytest.raises(ConfigError, match="cost@<w> needs a finite false-negative cost w > 0"):
+        get_metric("cost@0")

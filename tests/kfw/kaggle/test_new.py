@@ -162,3 +162,24 @@ def test_new_from_a_zip(home, tmp_path):
     archive = shutil.make_archive(str(tmp_path / "comp"), "zip", source)
     _ok(kfw(home, "new", "zipped", "--from", archive, "--metric", "rmse"))
     assert (home / "data" / "zipped" / "sample_submission.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("kind", "metric", "task", "fmt"),
+    [
+        (
+            "multiclass-label",
+            "mcc",
+            "multiclass",
+            "label",
+        ),  # any metric of classes, not a fixed list
+        ("binary-label", "balanced_accuracy", "binary", "label"),
+        ("binary-proba", "average_precision", "binary", "proba"),
+        ("binary-label", "cost@5", "binary", "label"),
+    ],
+)
+def test_the_task_and_format_follow_what_the_metric_scores(home, tmp_path, kind, metric, task, fmt):
+    source = kaggle_download(tmp_path / "download", kind)
+    _ok(kfw(home, "new", "comp", "--from", str(source), "--metric", metric))
+    spec = tomllib.loads((home / "competitions" / "comp" / "competition.toml").read_text())
+    assert (spec["metric"], spec["task"], spec["submission"]["format"]) == (metric, task, fmt)
