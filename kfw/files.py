@@ -93,3 +93,19 @@ def replace_dir(staging: Path, dest: Path) -> Path:
         raise
     shutil.rmtree(old, ignore_errors=True)
     return dest
+
+
+def write_dir(dest: Path, write: Callable[[Path], Any]) -> Path:
+    """Write a whole folder: ``write(staging)`` fills a staging folder beside ``dest``, which is
+    then published as ``dest`` (:func:`replace_dir`); an error or an interruption leaves
+    ``dest`` as it was and no staging folder behind."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.with_name(f".staging-{dest.name}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        write(staging)
+        replace_dir(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest

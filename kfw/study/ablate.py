@@ -25,9 +25,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import shlex
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -539,14 +537,10 @@ def _chart(data: dict[str, Any], path: Path) -> None:
 
 def write(folder: Path, data: dict[str, Any]) -> None:
     """Write ``ablation.md``, ``.json`` and ``.png`` into ``folder``, replacing it whole."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f".staging-{folder.name}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+
+    def fill(staging: Path) -> None:
         (staging / "ablation.json").write_text(files.dumps(data))
         (staging / "ablation.md").write_text(report(data))
         _chart(data, staging / "ablation.png")
-        files.replace_dir(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    files.write_dir(folder, fill)

@@ -25,9 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import shlex
-import shutil
 import time
 import tomllib
 from collections.abc import Iterator
@@ -465,14 +463,10 @@ def _chart(data: dict[str, Any], path: Path) -> None:
 
 def write(folder: Path, data: dict[str, Any]) -> None:
     """Write ``curves.json``, ``.csv`` and ``.png`` into a staging folder, then publish it."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f".staging-{folder.name}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+
+    def fill(staging: Path) -> None:
         (staging / "curves.json").write_text(files.dumps(data))
         (staging / "curves.csv").write_text(table_csv(data))
         _chart(data, staging / "curves.png")
-        files.replace_dir(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    files.write_dir(folder, fill)
