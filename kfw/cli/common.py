@@ -180,15 +180,13 @@ def with_calibration(spec: Competition, method: str | None) -> Competition:
 
 def calibration_line(record: dict[str, Any]) -> str | None:
     """A calibrated run: its validation parts' ECE and Brier before and after, over the folds."""
-    folds = [f["calibration"] for f in record.get("fold_scores", []) if f.get("calibration")]
-    if not folds:
+    from kfw.core.calibration import calibration_means
+
+    mean = calibration_means(record)
+    if mean is None:
         return None
-    mean = {
-        k: sum(f[k] for f in folds) / len(folds)
-        for k in ("ece_before", "ece_after", "brier_before", "brier_after")
-    }
     return (
-        f"{folds[0]['method']} calibration, fitted in each fold on an inner split: "
+        f"{record['calibration']} calibration, fitted in each fold on an inner split: "
         f"ECE {mean['ece_before']:.4f} -> {mean['ece_after']:.4f}, "
         f"Brier {mean['brier_before']:.4f} -> {mean['brier_after']:.4f} (means over the folds' validation parts)"
     )

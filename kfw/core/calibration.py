@@ -107,3 +107,13 @@ def _fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
 
     found = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(found.x))
+
+
+def calibration_means(record: dict[str, Any]) -> dict[str, float] | None:
+    """A calibrated run's mean ECE and Brier, before and after, over its folds' validation
+    parts (what ``kfw cv`` prints and the write-up shows); None for a run not calibrated."""
+    folds = [f["calibration"] for f in record.get("fold_scores") or [] if f.get("calibration")]
+    if not folds:
+        return None
+    keys = ("ece_before", "ece_after", "brier_before", "brier_after")
+    return {k: float(np.mean([f[k] for f in folds])) for k in keys}

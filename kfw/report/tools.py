@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from kfw.core.calibration import calibration_means
 from kfw.markdown import render
 from kfw.report.doc import WriteupDoc, table
 from kfw.report.sections import TEMPLATES
@@ -66,15 +67,6 @@ def thresholds(doc: WriteupDoc) -> list[str]:
         "tuned on the OOF itself (optimistic)",
     ]
     return _prose("threshold", table="\n".join(table(header, rows, {1, 2, 3, 4, 5})))
-
-
-def calibration_means(record: dict[str, Any]) -> dict[str, float] | None:
-    """Mean ECE and Brier before and after calibration over the record's folds, or None."""
-    folds = [f["calibration"] for f in record.get("fold_scores") or [] if f.get("calibration")]
-    if not folds:
-        return None
-    keys = ("ece_before", "ece_after", "brier_before", "brier_after")
-    return {k: float(np.mean([f[k] for f in folds])) for k in keys}
 
 
 def calibration(doc: WriteupDoc) -> list[str]:
