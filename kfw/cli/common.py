@@ -199,8 +199,13 @@ def threshold_line(record: dict[str, Any]) -> str | None:
     folds = [
         f["threshold"] for f in record.get("fold_scores", []) if f.get("threshold") is not None
     ]
+    where = (
+        "the other folds, with the weights fitted there"
+        if record.get("kind") == "ensemble" and record.get("method") != "level2"
+        else "an inner split of its training part"
+    )
     return (
-        f"threshold tuned in each fold on an inner split of its training part: "
+        f"threshold tuned in each fold on {where}: "
         f"{min(folds):.3f}-{max(folds):.3f}, the test set gets {record['threshold']:.3f}; "
         f"at 0.5 the OOF scores {fmt_score(record['score_at_default_threshold'])}; tuned on the "
         f"OOF itself ({record['oof_threshold']:.3f}) {fmt_score(record['score_oof_tuned'])}, "

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kfw.core.cv import TRANSFORMS, cross_validate
+from kfw.core.cv import TRANSFORMS, at_threshold, choose_threshold, cross_validate
 from kfw.core.folds import Folds
 from kfw.core.metrics import Metric, get_metric
 from kfw.core.noise import run_se
@@ -74,6 +74,11 @@ class StackResult:
     detail: dict[str, Any] = field(default_factory=dict)
     # (repeat, fold) of each entry of fold_scores
     fits: list[tuple[int, int]] = field(default_factory=list)
+    # tuned thresholds (threshold = "tune"): each fit's, chosen on the other folds; the test
+    # set's (their median); the honest OOF at 0.5 for comparison
+    fold_thresholds: list[float] = field(default_factory=list)
+    threshold: float | None = None
+    score_at_default: float | None = None
 
 
 def _combine(preds: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -169,6 +174,18 @@ def _without(
     return metric(y[fitted], oof[fitted]) if exclude is not None else None
 
 
+def _oof_tuned(result: StackResult, y: np.ndarray, metric: Metric) -> dict[str, Any]:
+    """The optimistic shortcut beside a tuned ensemble: a threshold chosen on its OOF itself."""
+    if result.threshold is None:
+        return {}
+    rows = ~np.isnan(result.oof)
+    t = choose_threshold(metric, y[rows], result.oof[rows])
+    return {
+        "oof_threshold": t,
+        "score_oof_tuned": metric(y[rows], at_threshold(result.oof[rows], t)),
+    }
+
+
 def _early(records: list[dict[str, Any]]) -> str | None:
     """The members' early stopping, the optimistic mode winning (old records said True)."""
     modes = {r.get("early_stopping") for r in records}
@@ -187,8 +204,14 @@ def _weighted(
     target_transform: str,
     exclude: np.ndarray | None,
     method: str,
+    threshold: str = "fixed",
 ) -> StackResult:
-    """Methods that fit member weights: fitted on the other folds, applied to the held-out one."""
+    """Methods that fit member weights: fitted on the other folds, applied to the held-out one.
+
+    ``threshold = "tune"`` (a binary label metric): each held-out fold's threshold is chosen,
+    like its weights, on the other folds' rows (combined with those weights), and the fold is
+    scored at it; a row's label is the majority over repeats, the test set gets the median.
+    """
     forward, inverse = TRANSFORMS[target_transform if task == "regression" else "none"]
     preds = np.stack([forward(o) for o in oofs])  # (m, n[, K])
     y_fit = forward(np.asarray(y, float)) if task == "regression" else np.asarray(y)
@@ -203,18 +226,26 @@ def _weighted(
     validated, fitted = _rows(folds, exclude)
     # each repeat's folds in turn: weights fitted on the other folds' rows (never on declared
     # outliers), applied to the held-out fold; the repeats' honest predictions are averaged
+    tuned = threshold == "tune"
     honest_sum = np.zeros(preds.shape[1:])
-    honest_n = np.zeros(preds.shape[1])
-    fold_scores, fold_weights, fits = [], [], []
+    honest_n, votes = np.zeros(preds.shape[1]), np.zeros(preds.shape[1])
+    fold_scores, fold_weights, fits, thresholds = [], [], [], []
     for r, k, in_fold in _fits(folds):
         col = folds.assignment[:, r]
-        w = fit(np.flatnonzero(fitted & (col != k) & (col >= 0)))
+        others = np.flatnonzero(fitted & (col != k) & (col >= 0))
+        w = fit(others)
         rows = np.flatnonzero(in_fold)  # excluded rows are predicted (and scored) too
         combined = _combine(preds[:, rows], w)
         honest_sum[rows] += combined
         honest_n[rows] += 1
         fold_weights.append(w)
-        fold_scores.append(metric(y[rows], inverse(combined)))
+        if tuned:
+            t = choose_threshold(metric, y[others], _combine(preds[:, others], w))
+            thresholds.append(t)
+            votes[rows] += at_threshold(combined, t)
+            fold_scores.append(metric(y[rows], at_threshold(combined, t)))
+        else:
+            fold_scores.append(metric(y[rows], inverse(combined)))
         fits.append((r, k))
     weights = fit(np.flatnonzero(fitted))
     test = None
@@ -224,17 +255,27 @@ def _weighted(
     oof[validated] = inverse((honest_sum[validated].T / honest_n[validated]).T)
     insample = np.full(preds.shape[1:], np.nan)
     insample[validated] = inverse(_combine(preds[:, validated], weights))
+    decided, tuning = oof, {}
+    if tuned:  # the headline scores each row's label, the majority of its repeats' labels
+        decided = np.full(len(y), np.nan)
+        decided[validated] = (votes[validated] / honest_n[validated] >= 0.5).astype(float)
+        tuning = dict(
+            fold_thresholds=thresholds,
+            threshold=float(np.median(thresholds)),
+            score_at_default=metric(y[validated], oof[validated]),
+        )
     return StackResult(
         method=method,
         oof=oof,
         test=test,
-        score=metric(y[validated], oof[validated]),
+        score=metric(y[validated], decided[validated]),
         fold_scores=fold_scores,
         score_insample=metric(y[validated], insample[validated]),
         weights=weights,
         fold_weights=fold_weights,
-        score_without_excluded=_without(metric, y, oof, fitted, exclude),
+        score_without_excluded=_without(metric, y, decided, fitted, exclude),
         fits=fits,
+        **tuning,
     )
 
 
@@ -276,8 +317,9 @@ def rank_average(oofs, tests, y, folds, metric, task, exclude=None) -> StackResu
 
 
 def level2(
-    oofs, tests, y, folds, metric, task, target_transform="none", exclude=None, model="ridge"
-) -> StackResult:
+    oofs, tests, y, folds, metric, task, target_transform="none", exclude=None, model="ridge",
+    threshold="fixed",
+) -> StackResult:  # fmt: skip
     """A model on the members' predictions, cross-validated by the fold loop on the same folds."""
     import pandas as pd
 
@@ -302,11 +344,14 @@ def level2(
     cv = cross_validate(
         estimator, X, y, folds, metric=metric, task=task, X_test=X_test,
         target_transform=target_transform, exclude=exclude, label=f"level 2 ({model})",
+        threshold=threshold,
     )  # fmt: skip
     return StackResult(
         "level2", cv.oof, cv.test, cv.score, [f.score for f in cv.folds], None,
         score_without_excluded=cv.score_without_excluded, detail={"model": model, "params": params},
         fits=[(f.repeat, f.fold) for f in cv.folds],
+        fold_thresholds=[f.threshold for f in cv.folds if f.threshold is not None],
+        threshold=cv.threshold, score_at_default=cv.score_at_default,
     )  # fmt: skip
 
 
@@ -321,6 +366,7 @@ def stack(
     target_transform: str = "none",
     exclude: np.ndarray | None = None,
     level2_model: str = "ridge",
+    threshold: str = "fixed",
 ) -> StackResult:
     """Combine members' out-of-fold (and test) predictions with ``method``.
 
@@ -335,13 +381,20 @@ def stack(
     exclude : bool ndarray, optional
         Declared outliers: nothing is fitted on them, but they are scored (the headline
         covers every row); ``score_without_excluded`` leaves them out.
+    threshold : {"fixed", "tune"}
+        ``"tune"``: the ensemble's decision threshold is chosen per held-out fold on rows
+        that fold's labels never reached (see :func:`_weighted`, and the fold loop for level 2).
     """
     if method in ("blend", "hillclimb"):
-        return _weighted(oofs, tests, y, folds, metric, task, target_transform, exclude, method)
+        return _weighted(
+            oofs, tests, y, folds, metric, task, target_transform, exclude, method, threshold
+        )
     if method == "rank":
         return rank_average(oofs, tests, y, folds, metric, task, exclude)
     if method == "level2":
-        return level2(oofs, tests, y, folds, metric, task, target_transform, exclude, level2_model)
+        return level2(
+            oofs, tests, y, folds, metric, task, target_transform, exclude, level2_model, threshold
+        )
     raise ConfigError(f"unknown ensemble method {method!r} (choose from: {', '.join(METHODS)})")
 
 
@@ -444,9 +497,12 @@ def run_stack(
     oofs, tests = load_members(ctx, records)
     started = time.time()
     combine = stack_targets if spec.multi_target else stack
+    # rank averaging reads only the order: no threshold applies to it
+    threshold = spec.threshold if method != "rank" else "fixed"
+    extra = {"threshold": threshold} if not spec.multi_target else {}
     result = combine(
         method, oofs, tests, ctx.design.y, ctx.folds, get_metric(spec.metric), spec.task,
-        spec.target_transform, exclude=ctx.design.exclude, level2_model=level2_model,
+        spec.target_transform, exclude=ctx.design.exclude, level2_model=level2_model, **extra,
     )  # fmt: skip
     label = method if method != "level2" else f"level2-{level2_model}"
     record = base_record(ctx, "ensemble", label)
@@ -468,8 +524,13 @@ def run_stack(
         std=float(np.std(result.fold_scores)),
         fold_scores=[
             {"repeat": r, "fold": k, "score": s, **sizes.get((r, k), {})}
-            for (r, k), s in zip(result.fits, result.fold_scores, strict=True)
+            | ({"threshold": result.fold_thresholds[i]} if result.fold_thresholds else {})
+            for i, ((r, k), s) in enumerate(zip(result.fits, result.fold_scores, strict=True))
         ],
+        threshold_mode="tune" if result.threshold is not None else "fixed",
+        threshold=result.threshold,
+        score_at_default_threshold=result.score_at_default,
+        **_oof_tuned(result, ctx.design.y, get_metric(spec.metric)),
         score_insample=result.score_insample,
         early_stopping=_early(records),
         optimistic=sorted({why for r in records for why in r.get("optimistic") or []}),
@@ -479,7 +540,7 @@ def run_stack(
         finished=iso_time(time.time()),
     )
     record["se"] = run_se(record)
-    ctx.store.save(record, run_files(ctx, result.oof, result.test, None))
+    ctx.store.save(record, run_files(ctx, result.oof, result.test, None, result.threshold))
     record = mirror_run(ctx, record, callback)
     if weights is not None:
         shares = ", ".join(f"{r['label']} {w:.3f}" for r, w in zip(records, weights, strict=True))

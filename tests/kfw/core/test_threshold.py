@@ -102,8 +102,10 @@ def test_tuning_a_metric_that_reads_probabilities_is_refused():
 # --- through the command line: the record, the submission, the bad inputs
 
 
-def _f1_competition(home: Path, task: str = "binary") -> Path:
-    make_competition(home, task=task, models=("logreg",), n_train=300, signal=0.6)
+def _f1_competition(
+    home: Path, task: str = "binary", models: tuple[str, ...] = ("logreg",)
+) -> Path:
+    make_competition(home, task=task, models=models, n_train=300, signal=0.6)
     toml = home / "competitions" / "synth" / "competition.toml"
     if task == "binary":
         toml.write_text(toml.read_text().replace('metric = "roc_auc"', 'metric = "f1"'))
@@ -175,3 +177,38 @@ def test_a_custom_cost_is_a_metric_and_tuning_cuts_where_it_costs_least():
     assert all(f.threshold < 0.5 for f in tuned.folds)  # a missed positive costs 5 false alarms
     with pytest.raises(ConfigError, match="cost@<w> needs a finite false-negative cost w > 0"):
         get_metric("cost@0")
+
+
+def test_an_ensemble_tunes_its_threshold_on_the_other_folds_and_submits_at_it(
+    home: Path, capsys
+) -> None:
+    _f1_competition(home, models=("logreg", "lgbm"))
+    code, out, err = _run(capsys, "cv", "synth", "--threshold", "tune", "--no-wandb")
+    assert code == 0, err
+    assert "blend  threshold tuned in each fold on the other folds" in out
+    runs = [json.loads(p.read_text()) for p in (home / "runs" / "synth").glob("*/run.json")]
+    blend = next(r for r in runs if r["kind"] == "ensemble")
+    folds = [f["threshold"] for f in blend["fold_scores"]]
+    assert blend["threshold_mode"] == "tune" and len(folds) == 4
+    assert blend["threshold"] == pytest.approx(np.median(folds))
+    assert blend["score_oof_tuned"] >= blend["score_at_default_threshold"]
+    run_dir = home / "runs" / "synth" / blend["id"]
+    test = pd.read_parquet(run_dir / "test.parquet").iloc[:, 1].to_numpy()
+    sub = pd.read_csv(run_dir / "submission.csv").iloc[:, 1].to_numpy()
+    np.testing.assert_array_equal(sub, (test >= blend["threshold"]).astype(int))
+
+
+def test_a_blends_fold_threshold_never_sees_that_folds_labels():
+    from kfw.ensemble.stack import stack
+
+    X, y = _imbalanced(600, seed=5)
+    folds = _folds(len(X), k=3, y=y)
+    f1 = get_metric("f1")
+    members = [make_estimator(m, "binary", {}, random_state=0, n_jobs=1) for m in ("logreg", "rf")]
+    oofs = [cross_validate(m, X, y, folds, metric=f1, task="binary").oof for m in members]
+    permuted = _permuted_fold(y, folds, 0)
+    runs = [stack("blend", oofs, [None, None], labels, folds, f1, "binary", threshold="tune") for labels in (y, permuted)]  # fmt: skip
+    # fold 0's weights and threshold come from folds 1 and 2 only
+    assert runs[0].fold_thresholds[0] == runs[1].fold_thresholds[0]
+    np.testing.assert_array_equal(runs[0].fold_weights[0], runs[1].fold_weights[0])
+    assert runs[0].fold_scores[0] != runs[1].fold_scores[0]
