@@ -127,23 +127,29 @@ ThresholdMode = Annotated[
 ]
 
 
-def with_threshold(spec: Competition, mode: str | None) -> Competition:
-    """The spec with ``--threshold`` applied, checked like the toml's value."""
-    if mode is None:
+def _with_field(spec: Competition, field: str, value: str | None, option: str) -> Competition:
+    """The spec with a command-line ``value`` for its ``field``, checked as the toml's value is:
+    against the field's declared choices, then by the spec's own check of it."""
+    if value is None:
         return spec
     import dataclasses
+    import typing
 
-    from kfw.core.config import check_threshold
+    from kfw.core.config import Competition, check_calibration, check_threshold, coerce
     from kfw.errors import ConfigError
 
-    if mode not in ("fixed", "tune"):
-        raise ConfigError(f"--threshold: {mode!r} is not one of 'fixed' | 'tune'")
-    spec = dataclasses.replace(spec, threshold=mode)
+    hint = typing.get_type_hints(Competition)[field]
+    spec = dataclasses.replace(spec, **{field: coerce(value, hint, option)})
     try:
-        check_threshold(spec)
+        {"threshold": check_threshold, "calibration": check_calibration}[field](spec)
     except ConfigError as exc:
-        raise ConfigError(f"--threshold tune: {exc}") from None
+        raise ConfigError(f"{option} {value}: {exc}") from None
     return spec
+
+
+def with_threshold(spec: Competition, mode: str | None) -> Competition:
+    """The spec with ``--threshold`` applied, checked like the toml's value."""
+    return _with_field(spec, "threshold", mode, "--threshold")
 
 
 CalibrationMethod = Annotated[
@@ -159,23 +165,7 @@ CalibrationMethod = Annotated[
 
 def with_calibration(spec: Competition, method: str | None) -> Competition:
     """The spec with ``--calibrate`` applied, checked like the toml's value."""
-    if method is None:
-        return spec
-    import dataclasses
-
-    from kfw.core.config import check_calibration
-    from kfw.errors import ConfigError
-
-    if method not in ("none", "platt", "isotonic", "temperature"):
-        raise ConfigError(
-            f"--calibrate: {method!r} is not one of 'platt' | 'isotonic' | 'temperature' | 'none'"
-        )
-    spec = dataclasses.replace(spec, calibration=method)
-    try:
-        check_calibration(spec)
-    except ConfigError as exc:
-        raise ConfigError(f"--calibrate {method}: {exc}") from None
-    return spec
+    return _with_field(spec, "calibration", method, "--calibrate")
 
 
 def calibration_line(record: dict[str, Any]) -> str | None:

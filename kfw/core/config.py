@@ -89,6 +89,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"unsupported annotation {tp!r} at {where}")  # a bug in a dataclass, not input
 
 
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked against the annotation ``tp`` as a toml value is (``where`` names it)."""
+    return _coerce(value, tp, where)
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     """Build dataclass ``cls`` from ``data``, refusing unknown keys and wrong types.
 
