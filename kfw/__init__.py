@@ -3,11 +3,13 @@
 Where each stage of ``kfw cv`` lives, in the order a run goes through them (each package
 imports only those above it in this list; ``tests/kfw/test_layout.py`` checks it):
 
-- ``errors``, ``progress``, ``files``, ``threads``, ``markdown``: what everything shares
-  (one error type, progress callbacks, atomic writes, the thread policy, markdown to HTML).
+- ``errors``, ``progress``, ``files``, ``threads``, ``markdown``, ``versions``: what
+  everything shares (one error type, progress callbacks, atomic writes, the thread policy,
+  markdown to HTML, the library versions a run records).
 - ``core``: the fold machinery. ``config`` (the competition spec), ``folds`` (persisted,
   hashed splits), ``metrics``, ``encoding`` (fold-local encoders), ``registry`` (model
-  names), ``cv`` (the fold loop), ``noise`` (standard errors, runs compared under noise, the
+  names), ``cv`` (the fold loop), ``executor`` (where its folds run: here, local
+  processes or a Dask cluster), ``noise`` (standard errors, runs compared under noise, the
   submission rule), ``runstore`` (the typed run record and the store).
 - ``kaggle``: the competition's files and the way back. ``data`` (download, import, the
   open copies of ``opendata``, refusals of ``guard``), ``client`` (the official API),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
     from kfw.core.config import Competition
     from kfw.core.cv import CVResult, FoldResult
+    from kfw.core.executor import Executor
 
 Comp = Annotated[
     str, typer.Argument(help="Competition name (kfw list shows them).", show_default=False)
@@ -33,6 +35,16 @@ Threads = Annotated[
     int | None,
     typer.Option(
         help="Threads per model fit (default: KFW_THREADS, else all cores).", show_default=False
+    ),
+]
+ExecutorUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Where the fits run: local (default, one after another), local:N (N processes) "
+        "or dask://HOST:PORT (a Dask scheduler; add ?data=scatter when its workers cannot see "
+        "KFW_HOME). Parallel fits get one thread each unless --threads says otherwise.",
+        show_default=False,
     ),
 ]
 EarlyStoppingMode = Annotated[
@@ -216,17 +228,41 @@ def with_early_stopping(spec: Competition, mode: str | None) -> Competition:
     return dataclasses.replace(spec, early_stopping=stopping)
 
 
+def executor(ctx: typer.Context, url: str | None) -> Executor:
+    """The ``--executor`` asked for, connected and checked (before any data is read)."""
+    from kfw.core.executor import open_executor
+
+    return open_executor(url, kfw_home(ctx))
+
+
 def fmt_score(value: float | None) -> str:
     return "-" if value is None else f"{value:.5f}"
 
 
 class RichProgress(Callback):
-    """Renders the library's events: info lines, warnings, a progress bar per fold loop."""
+    """Renders the library's events: info lines, warnings, a progress bar per fold loop.
+
+    Several fold loops may run at once (a roster on a parallel executor, one driver thread per
+    model): each thread has its own bar and label, and the bars share one live display.
+    """
 
     def __init__(self) -> None:
         self._progress: Any = None
-        self._task: Any = None
-        self._label = ""
+        self._bars = 0
+        self._lock = threading.Lock()
+        self._mine = threading.local()  # this thread's loop: its label and bar
+
+    @property
+    def _label(self) -> str:
+        return getattr(self._mine, "label", "")
+
+    @property
+    def _task(self) -> Any:
+        return getattr(self._mine, "task", None)
+
+    @_task.setter
+    def _task(self, task: Any) -> None:
+        self._mine.task = task
 
     # messages quote values from the data (a category "[/x]"): escaped, never read as markup
     def info(self, message: str) -> None:
@@ -242,7 +278,7 @@ class RichProgress(Callback):
         )
 
     def cv_start(self, label: str, n_fits: int) -> None:
-        self._label = label
+        self._mine.label, self._mine.task = label, None
         if not console_err().is_terminal:
             return  # no bar in logs: the summary line of cv_end is enough
         from rich.progress import (
@@ -253,37 +289,47 @@ class RichProgress(Callback):
             TimeElapsedColumn,
         )
 
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[last]}"),
-            console=console_err(),
-            transient=True,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(label, total=n_fits, last="")
+        with self._lock:
+            if self._progress is None:
+                self._progress = Progress(
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    TextColumn("{task.fields[last]}"),
+                    console=console_err(),
+                    transient=True,
+                )
+                self._progress.start()
+            self._bars += 1
+            self._mine.task = self._progress.add_task(label, total=n_fits, last="")
 
     def fold_end(self, fold: FoldResult) -> None:
-        if self._progress is not None:
+        if self._task is not None:
             note = " (resumed)" if fold.restored else ""
+            if fold.worker:
+                note += f" on {fold.worker}"
             self._progress.update(
                 self._task, advance=1, last=f"fold {fold.fold}: {fold.score:.5f}{note}"
             )
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         # a network's epochs: shown in the bar's last column while a fold trains
-        if self._progress is not None and "epoch" in metrics:
+        if self._task is not None and "epoch" in metrics:
             shown = " ".join(
                 f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train_", "valid_"))
             )
             self._progress.update(self._task, last=f"epoch {metrics['epoch']}: {shown}")
 
     def cv_end(self, result: CVResult) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        if self._task is not None:
+            with self._lock:
+                self._progress.remove_task(self._task)
+                self._mine.task = None
+                self._bars -= 1
+                if self._bars == 0:
+                    self._progress.stop()
+                    self._progress = None
         es = {
             "inner": ", rounds chosen on an inner split",
             "scored-fold": ", early stopping on the scored folds: optimistic",

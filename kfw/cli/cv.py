@@ -11,6 +11,7 @@ from kfw.cli.common import (
     CalibrationMethod,
     Comp,
     EarlyStoppingMode,
+    ExecutorUrl,
     Models,
     NoWandb,
     PresetName,
@@ -21,6 +22,7 @@ from kfw.cli.common import (
     calibration_line,
     competition,
     console,
+    executor,
     fmt_score,
     kfw_home,
     threshold_line,
@@ -66,6 +68,7 @@ def cv(
     preset: PresetName = None,
     threshold: ThresholdMode = None,
     calibrate: CalibrationMethod = None,
+    executor_url: ExecutorUrl = None,
 ) -> None:
     """Cross-validate the roster (or --model) on the persisted folds; save runs; blend."""
     from kfw.core.config import parse_duration, parse_override
@@ -83,20 +86,26 @@ def cv(
     from kfw.pipeline.context import prepare
 
     resolve_members(spec, model, overrides=overrides, tuned_home=kfw_home(ctx) if tuned else None)
-    context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb, extra_train=extra_train)
-    if said:
-        progress.info(said)
-    records = run_competition(
-        context,
-        model,
-        seed=seed,
-        threads=threads,
-        overrides=overrides,
-        blend_runs=not no_blend,
-        tuned=tuned,
-        time_limit=limit,
-        callback=progress,
-    )
+    with executor(ctx, executor_url) as where:
+        context = prepare(
+            spec, kfw_home(ctx), progress, wandb=not no_wandb, extra_train=extra_train
+        )
+        if said:
+            progress.info(said)
+        if where.parallel:
+            progress.info(f"executor {where.name}: {where.slots} fits at a time")
+        records = run_competition(
+            context,
+            model,
+            seed=seed,
+            threads=threads,
+            overrides=overrides,
+            blend_runs=not no_blend,
+            tuned=tuned,
+            time_limit=limit,
+            callback=progress,
+            executor=where,
+        )
     last = records[-1]
     for r in records[:-1]:
         console().print(
@@ -370,6 +379,7 @@ def tune(
             show_default=False,
         ),
     ] = None,
+    executor_url: ExecutorUrl = None,
 ) -> None:
     """Tune a model with Optuna (resumable; shareable over PostgreSQL); the best trial's CV is
     shown beside a nested estimate that was not chosen on the folds it is scored on."""
@@ -389,11 +399,12 @@ def tune(
     if storage is not None:
         check_storage(storage)
     progress = RichProgress()
-    context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
-    result = run_tune(
-        context, model, trials, storage=storage, study_name=study, seed=seed, threads=threads,
-        timeout=timeout, callback=progress,
-    )  # fmt: skip
+    with executor(ctx, executor_url) as where:
+        context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
+        result = run_tune(
+            context, model, trials, storage=storage, study_name=study, seed=seed,
+            threads=threads, timeout=timeout, callback=progress, executor=where,
+        )  # fmt: skip
     console().print(
         f"study {result.study} ({result.storage}): {result.n_trials} trials, {result.n_complete} complete; "
         f"best {spec.metric} {fmt_score(result.best_value)} · params in {result.path}",
@@ -416,6 +427,7 @@ def bakeoff(
     seed: Seed = None,
     threads: Threads = None,
     no_wandb: NoWandb = False,
+    executor_url: ExecutorUrl = None,
 ) -> None:
     """Defaults, tuned models, blend, hill climbing and a level-2 stack: one table and a chart."""
     spec = competition(ctx, comp)
@@ -428,15 +440,17 @@ def bakeoff(
         check_tunable(spec, name)  # before the data is read
 
     progress = RichProgress()
-    context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
-    rows, folder = run_bakeoff(
-        context,
-        trials,
-        tuple(model) if model else None,
-        seed=seed,
-        threads=threads,
-        callback=progress,
-    )
+    with executor(ctx, executor_url) as where:
+        context = prepare(spec, kfw_home(ctx), progress, wandb=not no_wandb)
+        rows, folder = run_bakeoff(
+            context,
+            trials,
+            tuple(model) if model else None,
+            seed=seed,
+            threads=threads,
+            callback=progress,
+            executor=where,
+        )
     console().print(table(rows, spec.metric), highlight=False)
     console().print(f"table and chart in {folder}", highlight=False)
 

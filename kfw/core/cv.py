@@ -19,7 +19,9 @@ transform is inverted before scoring).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,10 +33,12 @@ from sklearn.base import clone
 from kfw.core.calibration import Calibrator
 from kfw.core.config import EarlyStopping
 from kfw.core.encoding import CategoricalAligner
+from kfw.core.executor import Executor
 from kfw.core.folds import Folds, Split
 from kfw.core.metrics import Metric, get_metric, uses_threshold
 from kfw.core.noise import NoiseError, corrected_se
 from kfw.progress import NULL, Callback
+from kfw.threads import limit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,6 +77,9 @@ class FoldResult:
     # with a calibrator: its method and fit, and the validation part's ECE and Brier score
     # before and after it (``ece_before``, ``ece_after``, ``brier_before``, ``brier_after``)
     calibration: dict[str, Any] | None = None
+    # with a parallel executor: the worker that fitted it and how long it waited for one
+    worker: str | None = None
+    queued_seconds: float | None = None
 
 
 @dataclass
@@ -438,6 +445,66 @@ def _predict_rows(
     return _predict(model, prepared, task, TRANSFORMS["none"][1])
 
 
+@dataclass
+class _Loop:
+    """What every fold of one loop shares: the package an executor sends its workers once."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    y_fit: np.ndarray
+    X_test: pd.DataFrame | None
+    features: Any
+    train_mask: Callable[[Any, np.ndarray], np.ndarray] | None
+    exclude: np.ndarray | None
+    extra: tuple[pd.DataFrame, np.ndarray] | None  # the target on the fitted scale
+    folds: Folds
+    metric: Metric
+    task: str
+    target_transform: str
+    early_stopping: EarlyStopping
+    tuned: bool
+    calibration: str
+    callback: Callback | None  # in this process only: a worker's fits log nothing
+
+
+def _fold_task(
+    loop: _Loop, item: tuple[Any, int, int | None]
+) -> tuple[FoldResult, np.ndarray, np.ndarray | None, Any]:
+    """One fold of the loop (on whichever worker): its record, predictions and importances."""
+    estimator, index, threads = item
+    split = next(itertools.islice(loop.folds.splits(), index, None))
+    with limit(threads) if threads is not None else contextlib.nullcontext():
+        fit = fit_fold(
+            estimator, loop.X, loop.y_fit, split, task=loop.task, X_test=loop.X_test,
+            features=loop.features, train_mask=loop.train_mask,
+            inverse=TRANSFORMS[loop.target_transform][1], exclude=loop.exclude, extra=loop.extra,
+            callback=loop.callback, folds=loop.folds, early_stopping=loop.early_stopping,
+            threshold_metric=loop.metric if loop.tuned else None, calibration=loop.calibration,
+        )  # fmt: skip
+    y_valid = loop.y[split.valid]
+    scored_pred = (
+        fit.valid_pred if fit.threshold is None else at_threshold(fit.valid_pred, fit.threshold)
+    )
+    result = FoldResult(
+        split.repeat,
+        split.fold,
+        loop.metric(y_valid, scored_pred),
+        fit.n_train,
+        len(split.valid),
+        fit.fit_seconds,
+        fit.predict_seconds,
+        fit.rounds,
+        history=fit.history,
+        stopped_on=fit.stopped_on,
+        refit=fit.refit,
+        threshold=fit.threshold,
+        calibration=None
+        if fit.raw_valid is None
+        else _calibration_report(fit, y_valid, fit.valid_pred),
+    )
+    return result, fit.valid_pred, fit.test_pred, _importance(fit.model)
+
+
 def cross_validate(
     estimator: Any,
     X: pd.DataFrame,
@@ -458,6 +525,8 @@ def cross_validate(
     early_stopping: EarlyStopping = INNER,
     threshold: str = "fixed",
     calibration: str = "none",
+    executor: Executor | None = None,
+    threads: int | None = None,
 ) -> CVResult:
     """Run the fold loop.
 
@@ -502,6 +571,12 @@ def cross_validate(
         (:mod:`kfw.core.calibration`) maps the validation and test predictions; each fold
         records its validation part's expected calibration error and Brier score before and
         after (reported, never used to choose anything).
+    executor : Executor, optional
+        Where the folds run (:mod:`kfw.core.executor`; default one after another here). Each
+        fold is a task; the run is assembled in the folds' order, so the predictions are the
+        same wherever they ran, and each fold records its worker and queueing time.
+    threads : int, optional
+        A parallel executor's threads per fold (model and BLAS; default one).
     """
     import pandas as pd
 
@@ -513,7 +588,7 @@ def cross_validate(
             f"threshold tuning needs a binary label metric, not {metric.name} ({task})"
         )
 
-    forward, inverse = TRANSFORMS[target_transform]
+    forward = TRANSFORMS[target_transform][0]
     y_fit = _fit_target(y, task, forward)
     n = len(y)
     n_classes = int(np.max(y)) + 1 if task == "multiclass" else None
@@ -526,53 +601,33 @@ def cross_validate(
     scored = ~exclude if exclude is not None else np.ones(n, dtype=bool)
     started = time.perf_counter()
     callback.cv_start(label, folds.n_fits)
-    for split in folds.splits():
-        restored = store.load(split) if store is not None else None
-        if restored is not None:
-            result, valid_pred, test_pred, importance = restored
-        else:
-            fit = fit_fold(
-                estimator,
-                X,
-                y_fit,
-                split,
-                task=task,
-                X_test=X_test,
-                features=features,
-                train_mask=train_mask,
-                inverse=inverse,
-                exclude=exclude,
-                extra=None if extra is None else (extra[0], _fit_target(extra[1], task, forward)),
-                callback=callback,
-                folds=folds,
-                early_stopping=early_stopping,
-                threshold_metric=metric if tuned else None,
-                calibration=calibration,
-            )
-            valid_pred, test_pred = fit.valid_pred, fit.test_pred
-            scored_pred = (
-                valid_pred if fit.threshold is None else at_threshold(valid_pred, fit.threshold)
-            )
-            result = FoldResult(
-                split.repeat,
-                split.fold,
-                metric(y[split.valid], scored_pred),
-                fit.n_train,
-                len(split.valid),
-                fit.fit_seconds,
-                fit.predict_seconds,
-                fit.rounds,
-                history=fit.history,
-                stopped_on=fit.stopped_on,
-                refit=fit.refit,
-                threshold=fit.threshold,
-                calibration=None
-                if fit.raw_valid is None
-                else _calibration_report(fit, y[split.valid], valid_pred),
-            )
-            importance = _importance(fit.model)
+    splits = list(folds.splits())
+    outcomes: list[tuple[FoldResult, np.ndarray, np.ndarray | None, Any] | None] = []
+    for split in splits:
+        outcomes.append(store.load(split) if store is not None else None)
+        if outcomes[-1] is not None:
+            callback.fold_end(outcomes[-1][0])
+    executor = executor or Executor()
+    loop = _Loop(
+        X, y, y_fit, X_test, features, train_mask, exclude,
+        None if extra is None else (extra[0], _fit_target(extra[1], task, forward)),
+        folds, metric, task, target_transform, early_stopping, tuned, calibration,
+        None if executor.parallel else callback,
+    )  # fmt: skip
+    todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    if todo:
+        items = [(estimator, i, executor.threads(threads)) for i in todo]
+        for j, outcome, placed in executor.run(_fold_task, items, executor.share(loop)):
+            if executor.parallel:  # where it ran, and how long it waited for a worker
+                outcome[0].worker, outcome[0].queued_seconds = placed.worker, placed.queued_seconds
             if store is not None:
-                store.save(result, valid_pred, test_pred, importance)
+                store.save(*outcome)
+            outcomes[todo[j]] = outcome
+            callback.fold_end(outcome[0])
+    # assembled in the folds' order, wherever and in whatever order they ran: the sums below
+    # (and so the predictions) are the sequential loop's to the last bit
+    for split, outcome in zip(splits, outcomes, strict=True):
+        result, valid_pred, test_pred, importance = outcome  # type: ignore[misc]
         if result.stopped_on is not None:
             early.add(result.stopped_on)
         oof_sum[split.valid] += valid_pred
@@ -584,7 +639,6 @@ def cross_validate(
         if importance is not None:
             importances[f"r{split.repeat}f{split.fold}"] = importance
         results.append(result)
-        callback.fold_end(result)
     validated = oof_count > 0
     oof = np.full(shape, np.nan)
     oof[validated] = (oof_sum[validated].T / oof_count[validated]).T

@@ -17,7 +17,6 @@ of its id and of its resumable folds, is computed by :func:`identity` alone.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
@@ -35,24 +34,12 @@ import numpy as np
 from kfw.core.cv import FoldResult, FoldStore
 from kfw.errors import KfwError
 from kfw.files import dumps, replace_dir, write_bytes, write_text
+from kfw.versions import library_versions
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from kfw.core.folds import Split
-
-LIBRARIES = (
-    "numpy",
-    "pandas",
-    "polars",
-    "scikit-learn",
-    "lightgbm",
-    "xgboost-cpu",
-    "xgboost",
-    "catboost",
-    "optuna",
-    "torch",
-)
 
 
 # Version 2: ``score`` covers every training row (declared outliers included) and
@@ -244,16 +231,10 @@ def git_commit() -> str | None:
 
 def environment() -> dict[str, Any]:
     """Python, platform and the versions of the libraries that shape results."""
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": versions,
+        "versions": library_versions(),
         "git_commit": git_commit(),
     }
 

@@ -9,16 +9,18 @@ before the first run is written.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from kfw.core.config import Competition, ModelSpec
 from kfw.core.cv import check_inner_splits, stops_early
+from kfw.core.executor import Executor
 from kfw.core.registry import make_estimator
 from kfw.ensemble.stack import run_stack
 from kfw.errors import ConfigError
 from kfw.pipeline.context import Context
-from kfw.pipeline.runs import run_model
+from kfw.pipeline.runs import FittedModel, fit_model, run_model, save_model
 from kfw.pipeline.tuned import load_tuned
 from kfw.progress import NULL, Callback
 
@@ -66,13 +68,15 @@ def run_competition(
     tuned: bool = False,
     time_limit: float | None = None,
     callback: Callback = NULL,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """Run the roster (or the named models) and, for several, the competition's ensemble.
 
     ``tuned`` runs each model with the best parameters ``kfw tune`` saved for it, labelled
     ``<label>-tuned``. ``time_limit`` (seconds): once it has passed, no further member is
     started (a member already running finishes), and the ensemble is made of what finished,
-    so a valid submission is always written.
+    so a valid submission is always written. ``executor`` runs the folds
+    (:mod:`kfw.core.executor`); a parallel one runs several members at once.
     """
 
     members, saved = resolve_members(
@@ -93,22 +97,39 @@ def run_competition(
             ctx.folds, d.X, y, ctx.spec.task, ctx.spec.early_stopping, d.exclude, d.train_mask
         )
     started = time.time()
-    records = []
-    for i, m in enumerate(members):
-        if records and time_limit is not None and time.time() - started > time_limit:
-            skipped = ", ".join(x.label for x in members[i:])
-            callback.warning(f"time limit of {time_limit:.0f} s reached: {skipped} not run")
-            break
-        records.append(
-            run_model(
-                ctx,
-                m,
-                seed=seed,
-                threads=threads,
-                callback=callback,
-                annotations=notes.get(m.label),
-            )
-        )
+
+    def late() -> bool:
+        return time_limit is not None and time.time() - started > time_limit
+
+    common = dict(seed=seed, threads=threads, callback=callback, executor=executor)
+    records: list[dict[str, Any]] = []
+    if executor is not None and executor.parallel and len(members) > 1:
+        # every member's folds queue at once, so that no worker idles between members; a
+        # member starts while a driver thread is free (one per worker slot) and the time
+        # limit has not passed; the runs are saved in the roster's order
+        def fit(i: int) -> FittedModel | None:
+            if i > 0 and late():
+                return None
+            return fit_model(ctx, members[i], annotations=notes.get(members[i].label), **common)
+
+        pool = ThreadPoolExecutor(min(len(members), executor.slots))
+        try:
+            fitted = list(pool.map(fit, range(len(members))))
+        except BaseException:
+            executor.close()  # Ctrl-C or a failed member: the other members' folds stop too
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        records = [save_model(ctx, f, callback) for f in fitted if f is not None]
+        skipped = [m.label for m, f in zip(members, fitted, strict=True) if f is None]
+    else:  # one member after another, each saved as soon as it finishes
+        for i, m in enumerate(members):
+            if i > 0 and late():
+                break
+            records.append(run_model(ctx, m, annotations=notes.get(m.label), **common))
+        skipped = [m.label for m in members[len(records) :]]
+    if skipped:
+        callback.warning(f"time limit of {time_limit:.0f} s reached: {', '.join(skipped)} not run")
     ensemble = ctx.spec.ensemble
     if blend_runs and len(records) > 1 and ensemble.method != "best":
         records.append(run_stack(ctx, records, ensemble.method, ensemble.level2, callback=callback))

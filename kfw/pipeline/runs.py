@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from kfw.core.config import ModelSpec
 from kfw.core.cv import CVResult, cross_validate, cross_validate_targets, stops_early
+from kfw.core.executor import Executor
 from kfw.core.metrics import get_metric
 from kfw.core.noise import run_se
 from kfw.core.registry import make_estimator
@@ -87,16 +88,45 @@ def run_model(
     threads: int | None = None,
     callback: Callback = NULL,
     annotations: dict[str, Any] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Cross-validate one roster member and save it as a run; returns its record.
 
     ``annotations`` are added to the record but not to its config key (an ablation's id and
-    W&B ``group``).
+    W&B ``group``). ``executor`` runs the folds (:mod:`kfw.core.executor`; default here, one
+    after another).
     """
+    fitted = fit_model(
+        ctx, model, seed=seed, threads=threads, callback=callback, annotations=annotations,
+        executor=executor,
+    )  # fmt: skip
+    return save_model(ctx, fitted, callback)
 
+
+@dataclass
+class FittedModel:
+    """A member's fold loop, finished but not yet saved as a run (see :func:`save_model`)."""
+
+    record: dict[str, Any]
+    cv: CVResult
+    partials: list[Any]
+
+
+def fit_model(
+    ctx: Context,
+    model: ModelSpec,
+    *,
+    seed: int | None = None,
+    threads: int | None = None,
+    callback: Callback = NULL,
+    annotations: dict[str, Any] | None = None,
+    executor: Executor | None = None,
+) -> FittedModel:
+    """The fold loop of :func:`run_model`, without saving: several may run at once."""
     spec = ctx.spec
     seed = spec.seed if seed is None else seed
-    threads = threads or default_threads()
+    parallel = executor is not None and executor.parallel
+    threads = executor.threads(threads) if parallel else threads or default_threads()
     estimator = make_estimator(
         model.name, spec.task, model.params, random_state=seed, n_jobs=threads
     )
@@ -108,8 +138,13 @@ def run_model(
     record["calibration"] = spec.calibration
     record.update(annotations or {})
     key = identity(record)
+    if parallel:  # not part of the key: where the folds ran does not change the run
+        record["executor"] = executor.name
     started = time.time()
-    common = dict(ctx.loop_args(callback, model.label), X_test=ctx.design.X_test)
+    common = dict(
+        ctx.loop_args(callback, model.label), X_test=ctx.design.X_test, executor=executor,
+        threads=threads,
+    )  # fmt: skip
     with limit(threads):  # BLAS too: KFW_THREADS=1 means one thread per fit
         if spec.multi_target:
             partials = [ctx.store.partial(f"{key}-t{t}") for t in range(len(spec.targets))]
@@ -121,8 +156,17 @@ def run_model(
             cv = cross_validate(
                 estimator, ctx.design.X, ctx.design.y, ctx.folds, store=partials[0], **common
             )
-    record["id"] = ctx.store.new_id(model.label, key)
-    record.update(_scores(cv), started=iso_time(started), finished=iso_time(time.time()))
+    record["started"] = iso_time(started)
+    record["key"] = key
+    return FittedModel(record, cv, partials)
+
+
+def save_model(ctx: Context, fitted: FittedModel, callback: Callback = NULL) -> dict[str, Any]:
+    """Save a finished fold loop as a run (and mirror it to W&B); returns its record."""
+    record, cv = fitted.record, fitted.cv
+    key = record.pop("key")
+    record["id"] = ctx.store.new_id(record["label"], key)
+    record.update(_scores(cv), finished=iso_time(time.time()))
     record["optimistic"] = [*record.get("optimistic", []), *optimism(cv)]
     record["se"] = run_se(record)
     importances = (
@@ -131,7 +175,7 @@ def run_model(
         else None
     )
     ctx.store.save(record, run_files(ctx, cv.oof, cv.test, importances, cv.threshold))
-    for partial in partials:
+    for partial in fitted.partials:
         partial.clear()
     return mirror_run(ctx, record, callback)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kfw.core.config import ModelSpec
+from kfw.core.executor import Executor
 from kfw.core.metrics import get_metric
 from kfw.ensemble.stack import run_stack
 from kfw.pipeline.context import Context
@@ -73,8 +74,13 @@ def bakeoff(
     seed: int | None = None,
     threads: int | None = None,
     callback: Callback = NULL,
+    executor: Executor | None = None,
 ) -> tuple[list[Row], Path]:
-    """Run every layer and write the table and chart; returns the rows and their folder."""
+    """Run every layer and write the table and chart; returns the rows and their folder.
+
+    ``executor`` (:mod:`kfw.core.executor`) runs the default and tuned models' folds and the
+    tuning trials.
+    """
 
     spec = ctx.spec
     linear = "ridge" if spec.task == "regression" else "logreg"
@@ -89,12 +95,13 @@ def bakeoff(
             seed=seed,
             threads=threads,
             callback=callback,
+            executor=executor,
         )
         rows.append(_row(f"{name} (defaults)", "default", default))
         started = time.perf_counter()
         result = tune(
             ctx, name, trials, study_name=f"bakeoff-{stamp}-{name}", seed=seed, threads=threads,
-            base_params={}, callback=NULL,
+            base_params={}, callback=NULL, executor=executor,
         )  # fmt: skip
         tune_seconds = time.perf_counter() - started
         callback.info(
@@ -103,6 +110,7 @@ def bakeoff(
         record = run_model(
             ctx, ModelSpec(name, result.best_params, f"{name}-tuned"), seed=seed, threads=threads,
             callback=callback, annotations={"optimistic": ["parameters tuned on these folds"]},
+            executor=executor,
         )  # fmt: skip
         tuned_records.append(record)
         rows.append(

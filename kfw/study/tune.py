@@ -26,8 +26,10 @@ trials on a small competition, some win by fitting the folds' noise. Two remedie
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,13 +37,14 @@ from typing import Any
 import numpy as np
 
 from kfw.core.cv import cross_validate
+from kfw.core.executor import Executor
 from kfw.core.metrics import get_metric
 from kfw.core.registry import make_estimator, search_space
 from kfw.errors import ConfigError, KfwError
 from kfw.pipeline.context import Context
 from kfw.pipeline.tuned import save_tuned, tune_dir
 from kfw.progress import NULL, Callback
-from kfw.threads import default_threads
+from kfw.threads import default_threads, limit
 
 
 def default_storage(kfw_home: Path, slug: str) -> str:
@@ -181,6 +184,7 @@ def tune(
     timeout: float | None = None,
     base_params: dict[str, Any] | None = None,
     callback: Callback = NULL,
+    executor: Executor | None = None,
 ) -> TuneResult:
     """Run ``n_trials`` more trials of ``model`` on the competition's folds.
 
@@ -194,6 +198,10 @@ def tune(
         Default ``<slug>-<model>``; workers sharing a study must pass the same name.
     base_params : dict, optional
         Parameters the search space is laid over; default the roster's for this model.
+    executor : Executor, optional
+        A parallel executor (:mod:`kfw.core.executor`) runs each trial as a task on its
+        workers, which share the study through ``storage`` (its folds run one after another
+        inside the task); default: the trials run here, one after another.
     """
     import optuna
 
@@ -202,17 +210,15 @@ def tune(
     space = search_space(model)
     base = dict(spec.model(model).params if base_params is None else base_params)
     seed = spec.seed if seed is None else seed
-    threads = threads or default_threads()
+    parallel = executor is not None and executor.parallel
+    threads = executor.threads(threads) if parallel else threads or default_threads()
     url = check_storage(storage) if storage else default_storage(ctx.home, spec.slug)
     name = study_name or f"{spec.slug}-{model}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # each worker samples with its own seed, or two workers would propose the same trials
-    sampler = optuna.samplers.TPESampler(seed=(seed * 1_000_003 + os.getpid()) % 2**32)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     try:
         study = _open_study(
             optuna, storage=url, study_name=name, direction="maximize" if metric.greater_is_better else "minimize",
-            sampler=sampler, pruner=pruner,
+            sampler=_sampler(seed), pruner=_pruner(),
         )  # fmt: skip
     except (ImportError, ModuleNotFoundError) as exc:
         raise ConfigError(
@@ -226,23 +232,25 @@ def tune(
         raise
     study.set_user_attr("fold_hash", ctx.folds.hash)
     study.set_user_attr("metric", metric.name)
-
-    def objective(trial: Any) -> float:
-        params = {**base, **space(trial, spec.task)}
-        estimator = make_estimator(model, spec.task, params, random_state=seed, n_jobs=threads)
-        started = time.perf_counter()
-        cv = cross_validate(
-            estimator, ctx.design.X, ctx.design.y, ctx.folds,
-            **ctx.loop_args(_Pruning(trial, callback), f"{model} trial {trial.number}"),
+    if parallel:
+        if url.startswith("sqlite") and getattr(executor, "scatter", False):
+            raise ConfigError(
+                "workers that cannot see KFW_HOME cannot share a SQLite study: pass "
+                "--storage postgresql://... (a server every worker reaches)"
+            )
+        # each trial is a task: the workers share the study through its storage, the way
+        # several `kfw tune` processes do
+        work = _Trials(
+            dataclasses.replace(ctx, mirror=None), model, base, seed, threads, url, name, None if timeout is None else time.time() + timeout,
         )  # fmt: skip
-        trial.set_user_attr("fold_scores", [f.score for f in cv.folds])
-        trial.set_user_attr("seconds", time.perf_counter() - started)
-        best = [f.best_iteration for f in cv.folds if f.best_iteration is not None]
-        if best:
-            trial.set_user_attr("best_iterations", best)
-        return cv.score
-
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=())
+        shared = executor.share(work)
+        for _, number, placed in executor.run(_trial_task, list(range(n_trials)), shared):
+            if number is not None:
+                callback.info(f"{model} trial {number} finished on {placed.worker}")
+        study = optuna.load_study(study_name=name, storage=url)
+    else:
+        objective = _objective(ctx, model, base, seed, threads, callback)
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=())
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise KfwError(f"study {name}: no trial completed")
@@ -273,6 +281,84 @@ def tune(
         name, _safe_url(url), len(study.trials), len(complete), best.value, payload["params"],
         path, best_mean, nested, ctx.folds.hash,
     )  # fmt: skip
+
+
+def _sampler(seed: int, task: int = 0) -> Any:
+    import optuna
+
+    # each worker (and each trial task) samples with its own seed, or two workers would
+    # propose the same trials
+    return optuna.samplers.TPESampler(seed=(seed * 1_000_003 + task * 7_919 + os.getpid()) % 2**32)
+
+
+def _pruner() -> Any:
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+
+def _objective(
+    ctx: Context,
+    model: str,
+    base: dict[str, Any],
+    seed: int,
+    threads: int | None,
+    callback: Callback,
+) -> Callable[[Any], float]:
+    """The objective of a trial: the model's CV with the trial's parameters on ``ctx``'s folds."""
+    spec = ctx.spec
+    space = search_space(model)
+
+    def objective(trial: Any) -> float:
+        params = {**base, **space(trial, spec.task)}
+        estimator = make_estimator(model, spec.task, params, random_state=seed, n_jobs=threads)
+        started = time.perf_counter()
+        with limit(threads or default_threads()):
+            cv = cross_validate(
+                estimator, ctx.design.X, ctx.design.y, ctx.folds,
+                **ctx.loop_args(_Pruning(trial, callback), f"{model} trial {trial.number}"),
+            )  # fmt: skip
+        trial.set_user_attr("fold_scores", [f.score for f in cv.folds])
+        trial.set_user_attr("seconds", time.perf_counter() - started)
+        best = [f.best_iteration for f in cv.folds if f.best_iteration is not None]
+        if best:
+            trial.set_user_attr("best_iterations", best)
+        return cv.score
+
+    return objective
+
+
+@dataclass
+class _Trials:
+    """What the trial tasks of one ``kfw tune`` share (an executor's package)."""
+
+    ctx: Context
+    model: str
+    base: dict[str, Any]
+    seed: int
+    threads: int | None
+    url: str
+    study: str
+    deadline: float | None  # no trial starts after it (``--timeout``)
+
+
+def _trial_task(work: _Trials, index: int) -> int | None:
+    """One trial on a worker, in the shared study; its number (None: past the deadline)."""
+    import optuna
+
+    if work.deadline is not None and time.time() > work.deadline:
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(
+        study_name=work.study, storage=work.url, sampler=_sampler(work.seed, index + 1),
+        pruner=_pruner(),
+    )  # fmt: skip
+    objective = _objective(work.ctx, work.model, work.base, work.seed, work.threads, NULL)
+    numbers: list[int] = []
+    study.optimize(
+        objective, n_trials=1, catch=(), callbacks=[lambda _, t: numbers.append(t.number)]
+    )
+    return numbers[0] if numbers else None
 
 
 def _fixed(space: Any, trial: Any) -> dict[str, Any]:

@@ -23,7 +23,18 @@ from pathlib import Path
 
 KFW = Path(__file__).resolve().parents[2] / "kfw"
 LAYERS = [
-    ("base", ("kfw", "kfw.errors", "kfw.progress", "kfw.files", "kfw.threads", "kfw.markdown")),
+    (
+        "base",
+        (
+            "kfw",
+            "kfw.errors",
+            "kfw.progress",
+            "kfw.files",
+            "kfw.threads",
+            "kfw.markdown",
+            "kfw.versions",
+        ),
+    ),
     ("core", ("kfw.core",)),
     ("kaggle", ("kfw.kaggle",)),
     ("pipeline", ("kfw.pipeline",)),

@@ -36,6 +36,9 @@ BAD = {
     "early-stopping mode": (["cv", "titanic", "--early-stopping", "nope"], "'nope' is not one of"),
     "unknown preset": (["cv", "titanic", "--preset", "gpu"], "titanic has no preset 'gpu' (it has: default)"),
     "audit: unknown preset": (["audit", "titanic", "--preset", "gpu"], "has no preset 'gpu'"),
+    "executor: unknown kind": (["cv", "titanic", "--executor", "ray://h:1"], "expected local, local:N or dask://HOST:PORT"),
+    "tune: bad executor": (["tune", "titanic", "--model", "lgbm", "--executor", "local:0"], "positive number of processes"),
+    "bakeoff: bad executor": (["bakeoff", "titanic", "--executor", "dask://nohost"], "a Dask scheduler is dask://HOST:PORT"),
     "new: unknown metric": (["new", "some-comp", "--download", "--metric", "nope"], "unknown metric 'nope'"),
 }  # fmt: skip
 USAGE = {

@@ -316,3 +316,31 @@ def test_a_lost_schema_race_is_retried_and_a_persistent_one_raised():
     with pytest.raises(Race):
         _open_study(stuck, attempts=3, storage="postgresql://x", study_name="s")
     assert stuck.calls == 3
+
+
+@pytest.mark.service
+def test_trials_run_as_tasks_of_a_dask_cluster_sharing_a_postgresql_study(home, postgres):
+    # `kfw tune --executor dask://...`: each trial is a task; the workers share the study
+    # through the PostgreSQL server, the way two `kfw tune` processes do
+    from distributed import LocalCluster
+
+    from kfw.core.executor import DaskExecutor
+
+    ctx = _context(home, models=("lgbm",))
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        DaskExecutor(cluster.scheduler_address, home / "work") as executor,
+    ):  # fmt: skip
+        result = tune(
+            ctx, "lgbm", 6, storage=postgres, study_name="tasks", seed=0, executor=executor
+        )
+        workers = set(cluster.scheduler_info["workers"])
+    assert (result.n_trials, result.study) == (6, "tasks")
+    study = optuna.load_study(study_name="tasks", storage=postgres)
+    assert sorted(t.number for t in study.trials) == list(range(6))
+    assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 6
+    assert all(len(t.user_attrs["fold_scores"]) == 3 for t in study.trials if t.user_attrs)
+    assert len(workers) == 2
