@@ -30,7 +30,12 @@ KFW = str(Path(sys.executable).with_name("kfw"))
 
 
 def _cv(comp: str, home: Path, executor: str | None, threads: int = 1) -> float:
-    env = {**os.environ, "KFW_HOME": str(home), "KFW_THREADS": str(threads), "WANDB_MODE": "disabled"}
+    env = {
+        **os.environ,
+        "KFW_HOME": str(home),
+        "KFW_THREADS": str(threads),
+        "WANDB_MODE": "disabled",
+    }
     command = [KFW, "cv", comp, "--no-wandb", *(["--executor", executor] if executor else [])]
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -87,7 +92,9 @@ def main() -> None:
             dashboard_address=None,
         ) as cluster:  # fmt: skip
             address = cluster.scheduler_address.removeprefix("tcp://")
-            seconds["dask LocalCluster, 2 workers"] = _cv(args.comp, root / "dask", f"dask://{address}")
+            seconds["dask LocalCluster, 2 workers"] = _cv(
+                args.comp, root / "dask", f"dask://{address}"
+            )
             with DaskExecutor(cluster.scheduler_address, root / "work") as executor:
                 dask_overhead = overhead(executor, args.tasks)
         with ProcessExecutor(2, root / "work") as executor:
@@ -101,16 +108,16 @@ def main() -> None:
         per_task = {"local:2": local_overhead, "dask LocalCluster, 2 workers": dask_overhead}
         base = seconds["local (sequential)"]
         for name, wall in seconds.items():
-            rows.append(
-                (name, wall, base / wall, same[name], per_task.get(name), len(reference))
-            )
+            rows.append((name, wall, base / wall, same[name], per_task.get(name), len(reference)))
 
     print(f"\nkfw cv {args.comp}, whole roster, one thread per fit, {cores()} cores\n")
     print("| executor | wall (s) | speed-up | predictions identical | overhead per task (ms) |")
     print("|---|---:|---:|---|---:|")
     for name, wall, speedup, identical, task, _ in rows:
         shown = f"{task * 1000:.2f}" if task is not None else "-"
-        print(f"| {name} | {wall:.1f} | {speedup:.2f}x | {'yes' if identical else 'NO'} | {shown} |")
+        print(
+            f"| {name} | {wall:.1f} | {speedup:.2f}x | {'yes' if identical else 'NO'} | {shown} |"
+        )
     best = max(r[2] for r in rows[1:])
     worst = min(r[2] for r in rows[1:])
     print(
