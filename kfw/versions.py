@@ -33,5 +33,7 @@ def library_versions() -> dict[str, str]:
 
 
 def versions() -> dict[str, str]:
-    """kfw's version (of the code this process runs), Python's and :func:`library_versions`."""
-    return {"kfw": __version__, "python": platform.python_version(), **library_versions()}
+    """kfw's version (of the code this process runs), Python's (major.minor: what pickles
+    depend on) and :func:`library_versions`."""
+    python = ".".join(platform.python_version_tuple()[:2])
+    return {"kfw": __version__, "python": python, **library_versions()}

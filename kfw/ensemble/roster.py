@@ -104,15 +104,16 @@ def run_competition(
     common = dict(seed=seed, threads=threads, callback=callback, executor=executor)
     records: list[dict[str, Any]] = []
     if executor is not None and executor.parallel and len(members) > 1:
-        # every member's folds queue at once, so that no worker idles between members; a
-        # member starts while a driver thread is free (one per worker slot) and the time
-        # limit has not passed; the runs are saved in the roster's order
+        # members' folds queue together, so that no worker idles between members: a member
+        # starts while one of 2 x slots driver threads is free and the time limit has not
+        # passed (the next members' folds are queued while the current ones run); the runs
+        # are saved in the roster's order
         def fit(i: int) -> FittedModel | None:
             if i > 0 and late():
                 return None
             return fit_model(ctx, members[i], annotations=notes.get(members[i].label), **common)
 
-        pool = ThreadPoolExecutor(min(len(members), executor.slots))
+        pool = ThreadPoolExecutor(min(len(members), 2 * executor.slots))
         try:
             fitted = list(pool.map(fit, range(len(members))))
         except BaseException:
