@@ -18,6 +18,7 @@ from kfw.cli import (
     new,
     report,
     repro,
+    rl,
     runs,
     submit,
     writeup,
@@ -89,6 +90,7 @@ def list_models() -> None:
 app.add_typer(data.app, name="data")
 app.add_typer(repro.app, name="repro")
 app.add_typer(lm.app, name="lm")
+app.add_typer(rl.app, name="rl")
 new.register(app)
 cv.register(app)
 runs.register(app)

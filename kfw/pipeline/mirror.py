@@ -75,6 +75,7 @@ RESULT_KEYS = frozenset(
         "resumed_folds", "started", "finished", "fold_weights", "detail", "score_insample",
         "excluded_ids", "wandb", "id",
         "losses", "val_loss", "train_seconds", "tokens_per_s", "resumed_from",  # kfw lm
+        "episodes", "steps", "steps_per_s",  # kfw rl
     }
 )  # fmt: skip
 
@@ -352,6 +353,10 @@ def tags(record: dict[str, Any], env: Mapping[str, str] | None = None) -> list[s
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
+    if record.get("kind") == "rl":  # an agent: the mean return of its last training episodes
+        keys = ("episodes", "steps", "steps_per_s", "seconds")
+        out = {"rl/mean_return": record["score"], **{f"rl/{k}": record.get(k) for k in keys}}
+        return {k: v for k, v in out.items() if v is not None and not _nan(v)}
     folds = record.get("fold_scores") or []
     out: dict[str, Any] = {
         "cv/score": record["score"],
@@ -388,12 +393,36 @@ def _importance(path: Path) -> tuple[list[str], list[list[Any]]] | None:
     return header, data
 
 
-def _losses(path: Path) -> list[dict[str, float]]:
-    """The rows of a language-model run's ``losses.csv`` (iter, train_loss, val_loss, lr)."""
+def _rows(path: Path) -> list[dict[str, float]]:
+    """The rows of a run's numeric CSV (a language model's ``losses.csv``; an agent's
+    ``episodes.csv`` and ``iterations.csv``)."""
     if not path.is_file():
         return []
     with path.open(newline="") as fh:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _log_agent(run: Any, run_dir: Path) -> None:
+    """An RL run's curves against the environment step: each training episode's return and
+    length (``episode/*``), each update's losses and debug statistics (``update/*``)."""
+    episodes, updates = _rows(run_dir / "episodes.csv"), _rows(run_dir / "iterations.csv")
+    if not episodes and not updates:
+        return
+    run.define_metric("env_step", summary="none")
+    run.define_metric("episode/*", step_metric="env_step", summary="last")
+    run.define_metric("update/*", step_metric="env_step", summary="last")
+    for r in episodes:
+        run.log(
+            {
+                "env_step": int(r["step"]),
+                "episode/return": r["return"],
+                "episode/length": r["length"],
+            }
+        )
+    for r in updates:
+        run.log(
+            {"env_step": int(r["step"]), **{f"update/{k}": v for k, v in r.items() if k != "step"}}
+        )
 
 
 def _log_epochs(run: Any, folds: list[dict[str, Any]]) -> None:
@@ -458,13 +487,14 @@ def log_run(job: dict[str, Any]) -> dict[str, Any]:
         if rows:
             run.log({"folds": wandb.Table(columns=["repeat", "fold", *FOLD_COLUMNS], data=rows)})
         _log_epochs(run, folds)
-        losses = _losses(run_dir / "losses.csv")
+        losses = _rows(run_dir / "losses.csv")
         if losses:  # the loss curves of a language model, one history row per evaluation
             run.define_metric("iter", summary="none")
             run.define_metric("loss/*", step_metric="iter", summary="last")
             for r in losses:
                 values = {f"loss/{k}": v for k, v in r.items() if k != "iter"}
                 run.log({"iter": int(r["iter"]), **values})
+        _log_agent(run, run_dir)
         if importance is not None:
             header, data = importance
             mean_col = header.index("mean") if "mean" in header else len(header) - 1

@@ -39,6 +39,7 @@ LAYERS = [
     ("kaggle", ("kfw.kaggle",)),
     ("pipeline", ("kfw.pipeline",)),
     ("dl", ("kfw.dl",)),
+    ("rl", ("kfw.rl",)),
     ("ensemble", ("kfw.ensemble",)),
     ("study", ("kfw.study",)),
     ("report", ("kfw.report",)),
