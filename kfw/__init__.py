@@ -19,6 +19,8 @@ imports only those above it in this list; ``tests/kfw/test_layout.py`` checks it
   ``mirror`` (W&B), ``tuned`` (parameters ``kfw tune`` saved).
 - ``dl``: torch: estimators in the fold loop, attention and the GPT, language models, papers
   reproduced.
+- ``rl``: deep reinforcement learning on gymnasium: ``ppo``, ``dqn``, their runs
+  (``kfw rl``), ablations and the PPO paper's reproduction.
 - ``ensemble``: ``stack`` (blends, hill climbing, level 2) and ``roster`` (the roster, then
   its ensemble: what ``kfw cv`` runs).
 - ``study``: questions about runs. ``tune``, ``audit`` (permuted targets), ``adversarial``

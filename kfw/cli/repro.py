@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from kfw.cli.common import RichProgress, console, kfw_home
+from kfw.cli.common import ExecutorUrl, RichProgress, console, kfw_home
 
 app = typer.Typer(
-    help="Reproduce papers' experiments: batchnorm (Ioffe & Szegedy 2015), dropout (Srivastava 2014).",
+    help="Reproduce papers' experiments: batchnorm (Ioffe & Szegedy 2015), dropout (Srivastava "
+    "2014), ppo (Schulman et al. 2017, with DQN's ablation).",
     no_args_is_help=True,
 )
 
@@ -186,6 +187,45 @@ def dropout(
     )
     if report:
         _report(home, "dropout", docs)
+
+
+@app.command("ppo")
+def ppo(
+    ctx: typer.Context,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            help="A task of the comparison (repeatable; default CartPole-v1 and Acrobot-v1).",
+            show_default=False,
+        ),
+    ] = None,
+    seeds: Annotated[int, typer.Option(min=2, help="Seeds per setting.")] = 5,
+    steps: Annotated[
+        int | None,
+        typer.Option(min=1, help="Steps per run (default: each task's).", show_default=False),
+    ] = None,
+    executor_url: ExecutorUrl = None,
+    docs: Docs = Path("docs"),
+) -> None:
+    """PPO's Table 1 objectives, DQN without replay / target network, and advantage normalisation
+    with and without GAE, on classic control: docs/repro-ppo.md (+ .html), runs reused."""
+    import sys
+
+    from kfw.cli.common import executor
+    from kfw.rl.envs import check_env_id
+    from kfw.rl.repro import reproduce
+
+    envs = env or ["CartPole-v1", "Acrobot-v1"]
+    for name in envs:
+        check_env_id(name)
+    command = "kfw " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("kfw") else "kfw repro ppo"
+    with executor(ctx, executor_url) as where:
+        md = reproduce(
+            kfw_home(ctx), docs, envs=envs, seeds=seeds, steps=steps, executor=where,
+            callback=RichProgress(), command=command,
+        )  # fmt: skip
+    console().print(f"{md}\n{md.with_suffix('.html')}", highlight=False, soft_wrap=True)
 
 
 @app.command("report")

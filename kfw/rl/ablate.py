@@ -15,6 +15,7 @@ baseline with its own 95% t-interval; the curves are drawn with their 95% bands.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from kfw.core.config import parse_override
 from kfw.core.executor import Executor
 from kfw.core.runstore import RunStore, config_key
 from kfw.errors import ConfigError
-from kfw.files import write_json, write_text, write_with
+from kfw.files import write_bytes, write_json, write_text
 from kfw.pipeline.mirror import Mirror
 from kfw.progress import NULL, Callback
 from kfw.rl.runs import LAST, resolve, slug_for, train_rl
@@ -236,34 +237,30 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(curves: dict[str, np.ndarray], steps: int, title: str, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def curves_png(curves: dict[str, np.ndarray], steps: int, title: str) -> bytes:
+    """Each variant's mean learning curve over seeds, with its 95% t-band, as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from scipy import stats
 
     x = np.linspace(steps / GRID, steps, GRID)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.subplots()
     for name, c in curves.items():
         mean = np.nanmean(c, axis=0)
         if c.shape[0] > 1:
-            from scipy import stats
-
-            half = (
-                stats.t.ppf(0.975, c.shape[0] - 1)
-                * np.nanstd(c, axis=0, ddof=1)
-                / np.sqrt(c.shape[0])
-            )
+            spread = np.nanstd(c, axis=0, ddof=1) / np.sqrt(c.shape[0])
+            half = stats.t.ppf(0.975, c.shape[0] - 1) * spread
             ax.fill_between(x, mean - half, mean + half, alpha=0.2)
         ax.plot(x, mean, label=name)
     ax.set_xlabel("environment steps")
     ax.set_ylabel(f"mean return, last {LAST} episodes")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    write_with(path, lambda tmp: fig.savefig(tmp, dpi=110), suffix=".png")
-    plt.close(fig)
-    return path
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    return buf.getvalue()
 
 
 def ablate(
@@ -287,12 +284,8 @@ def ablate(
     rows, curves = summarise(runs, steps)
     folder = RunStore(kfw_home, slug_for(env_id)).root / "ablations" / stamp
     table = markdown_table(rows)
-    png = plot(
-        curves,
-        steps,
-        f"{algorithm.upper()} on {env_id}: {seeds} seeds, 95% bands",
-        folder / "curves.png",
-    )
+    title = f"{algorithm.upper()} on {env_id}: {seeds} seeds, 95% bands"
+    png = write_bytes(folder / "curves.png", curves_png(curves, steps, title))
     md = write_text(folder / "table.md", table + "\n")
     write_json(folder / "runs.json", {name: [d.name for d in dirs] for name, dirs in runs.items()})
     return Ablation(table, png, md, rows)

@@ -236,7 +236,7 @@ class DQN:
         loss.backward()
         self.opt.step()
         self.updates += 1
-        return float(loss), float(q.detach().mean())
+        return float(loss.detach()), float(q.detach().mean())
 
     def state(self) -> dict[str, Any]:
         return {

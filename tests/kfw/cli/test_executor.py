@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from kfw.cli import main
+from tests.dask_cluster import local_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +57,7 @@ def _files(run: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
-    ) as local:  # fmt: skip
+    with local_cluster() as local:
         yield local
 
 

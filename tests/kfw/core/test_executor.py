@@ -36,6 +36,7 @@ from kfw.core.metrics import get_metric
 from kfw.core.registry import make_estimator
 from kfw.core.runstore import PartialFolds
 from kfw.errors import ConfigError
+from tests.dask_cluster import local_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -150,12 +151,7 @@ def test_a_local_worker_killed_mid_fold_is_replaced(tmp_path: Path) -> None:
 # -- Dask ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster():
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
-    ) as local:  # fmt: skip
+    with local_cluster() as local:
         yield local
 
 

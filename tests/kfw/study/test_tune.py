@@ -322,16 +322,12 @@ def test_a_lost_schema_race_is_retried_and_a_persistent_one_raised():
 def test_trials_run_as_tasks_of_a_dask_cluster_sharing_a_postgresql_study(home, postgres):
     # `kfw tune --executor dask://...`: each trial is a task; the workers share the study
     # through the PostgreSQL server, the way two `kfw tune` processes do
-    from distributed import LocalCluster
-
     from kfw.core.executor import DaskExecutor
+    from tests.dask_cluster import local_cluster
 
     ctx = _context(home, models=("lgbm",))
     with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
+        local_cluster() as cluster,
         DaskExecutor(cluster.scheduler_address, home / "work") as executor,
     ):  # fmt: skip
         result = tune(
