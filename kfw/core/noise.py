@@ -56,6 +56,18 @@ def _t_quantile(df: int, level: float = LEVEL) -> float:
     return float(t.ppf(0.5 + level / 2, df))
 
 
+def mean_interval(
+    values: Sequence[float] | np.ndarray, level: float = LEVEL
+) -> tuple[float, float]:
+    """The mean of independent values (seeds of a run, not folds: no correction) and the
+    half-width of its t interval; NaN half-width for a single value."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float(values.mean()), float("nan")
+    half = _t_quantile(len(values) - 1, level) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean()), float(half)
+
+
 def _checked(scores: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
     values = np.asarray(scores, dtype=float)
     if values.ndim != 1 or len(values) < 2:

@@ -26,6 +26,7 @@ import numpy as np
 
 from kfw.core.config import parse_override
 from kfw.core.executor import Executor
+from kfw.core.noise import mean_interval
 from kfw.core.runstore import RunStore, config_key
 from kfw.errors import ConfigError
 from kfw.files import write_bytes, write_json, write_text
@@ -95,16 +96,7 @@ def curve(episodes: np.ndarray, steps: int, grid: int = GRID) -> np.ndarray:
     return out
 
 
-def interval(values: np.ndarray) -> tuple[float, float]:
-    """Mean and half-width of the 95% t-interval of ``values``."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    if n < 2:
-        return float(values.mean()), float("nan")
-    half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)
-    return float(values.mean()), float(half)
+interval = mean_interval  # mean over seeds and the half-width of its 95% t interval
 
 
 @dataclass
@@ -241,7 +233,6 @@ def curves_png(curves: dict[str, np.ndarray], steps: int, title: str) -> bytes:
     """Each variant's mean learning curve over seeds, with its 95% t-band, as PNG bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from scipy import stats
 
     x = np.linspace(steps / GRID, steps, GRID)
     fig = Figure(figsize=(7, 4.2), layout="constrained")
@@ -249,8 +240,7 @@ def curves_png(curves: dict[str, np.ndarray], steps: int, title: str) -> bytes:
     for name, c in curves.items():
         mean = np.nanmean(c, axis=0)
         if c.shape[0] > 1:
-            spread = np.nanstd(c, axis=0, ddof=1) / np.sqrt(c.shape[0])
-            half = stats.t.ppf(0.975, c.shape[0] - 1) * spread
+            half = np.array([mean_interval(c[~np.isnan(c[:, i]), i])[1] for i in range(c.shape[1])])
             ax.fill_between(x, mean - half, mean + half, alpha=0.2)
         ax.plot(x, mean, label=name)
     ax.set_xlabel("environment steps")

@@ -102,6 +102,7 @@ def train_rl(
         if state.get("key_src") != key_src:
             raise KfwError(f"checkpoint {ckpt} was written by another configuration; delete it")
         agent.load(state["agent"])
+        agent.envs.close()
         agent.envs = pickle.loads(envs_file.read_bytes())  # our own file: the episodes in flight
         if hasattr(agent, "rng"):
             agent.rng.bit_generator.state = state["rng"]

@@ -154,3 +154,15 @@ def test_a_metric_undefined_on_a_fold_alone_has_no_standard_error():
     assignment = np.array([[0], [0], [0], [1], [1], [1]])
     with pytest.raises(NoiseError, match=r"roc_auc is undefined on fold 0 of repeat 0 alone"):
         fit_scores(get_metric("roc_auc"), y, pred, assignment)
+
+
+def test_mean_interval_is_the_t_interval_of_independent_values() -> None:
+    from scipy import stats
+
+    from kfw.core.noise import mean_interval
+
+    values = np.array([1.0, 2.0, 4.0, 7.0])
+    low, high = stats.t.interval(0.95, 3, loc=values.mean(), scale=stats.sem(values))
+    mean, half = mean_interval(values)
+    assert mean == pytest.approx(3.5) and half == pytest.approx((high - low) / 2)
+    assert np.isnan(mean_interval([5.0])[1])

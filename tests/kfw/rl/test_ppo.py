@@ -125,3 +125,34 @@ def test_a_short_cartpole_run_rises_well_above_a_random_policy() -> None:
         returns += [r for _, r, _ in agent.iterate().episodes]
     # a random policy averages about 22 on CartPole
     assert np.mean(returns[-20:]) > 100, returns[-20:]
+
+
+def test_continuous_actions_and_a_shared_trunk_run() -> None:
+    torch.set_num_threads(1)
+    agent = PPO(
+        PPOConfig(steps=256, n_envs=2, n_steps=64, n_minibatches=2, separate=False),
+        "Pendulum-v1",
+        0,
+    )
+    assert not agent.space.discrete and agent.net.trunk is not None
+    stats = agent.iterate().stats
+    assert np.isfinite(stats["pg_loss"]) and np.isfinite(stats["v_loss"])
+    action = agent.policy(np.zeros((3, 3), np.float32))
+    assert action.shape == (3, 1) and np.all(np.abs(action) <= 2.0)  # within the action bounds
+
+
+def test_the_adaptive_penalty_halves_and_doubles_beta() -> None:
+    agent = PPO(
+        PPOConfig(steps=1024, objective="kl_adaptive", kl_target=1e-9, kl_beta=1.0),
+        "CartPole-v1",
+        0,
+    )
+    agent.iterate()  # any update moves the policy by more than 1.5 x 1e-9: beta doubles per pass
+    assert agent.beta == 2.0**agent.cfg.update_epochs
+    calm = PPO(
+        PPOConfig(steps=1024, objective="kl_adaptive", kl_target=10.0, kl_beta=1.0),
+        "CartPole-v1",
+        0,
+    )
+    calm.iterate()
+    assert calm.beta == 0.5**calm.cfg.update_epochs
