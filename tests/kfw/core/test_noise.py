@@ -157,8 +157,6 @@ def test_a_metric_undefined_on_a_fold_alone_has_no_standard_error():
 
 
 def test_mean_interval_is_the_t_interval_of_independent_values() -> None:
-    from scipy import stats
-
     from kfw.core.noise import mean_interval
 
     values = np.array([1.0, 2.0, 4.0, 7.0])
