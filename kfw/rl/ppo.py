@@ -67,14 +67,17 @@ class PPOConfig:
             )
 
 
-# what reaches the targets of issue 19 (CleanRL's defaults for classic control; the RL
-# Baselines3 Zoo's for LunarLander)
+# what reaches the targets of issue 19: CleanRL's defaults for classic control; for
+# LunarLander the RL Baselines3 Zoo's (16 x 1024 steps per rollout, minibatches of 64, gamma
+# 0.999, lambda 0.98, a constant learning rate and no value clipping, as in Stable-Baselines3:
+# with CleanRL's annealing and value clipping, 5 seeds reached 114.9 to 117.3 in training)
 ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "CartPole-v1": {"steps": 500_000},
     "Acrobot-v1": {"steps": 500_000},
     "LunarLander-v3": {
         "steps": 1_000_000, "n_envs": 16, "n_steps": 1024, "n_minibatches": 256,
         "gamma": 0.999, "gae_lambda": 0.98, "update_epochs": 4, "lr": 3e-4,
+        "anneal_lr": False, "vclip": False,
     },
 }  # fmt: skip
 
