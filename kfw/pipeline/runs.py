@@ -81,26 +81,15 @@ def run_files(
 
 
 def run_model(
-    ctx: Context,
-    model: ModelSpec,
-    *,
-    seed: int | None = None,
-    threads: int | None = None,
-    callback: Callback = NULL,
-    annotations: dict[str, Any] | None = None,
-    executor: Executor | None = None,
+    ctx: Context, model: ModelSpec, *, callback: Callback = NULL, **options: Any
 ) -> dict[str, Any]:
     """Cross-validate one roster member and save it as a run; returns its record.
 
-    ``annotations`` are added to the record but not to its config key (an ablation's id and
-    W&B ``group``). ``executor`` runs the folds (:mod:`kfw.core.executor`; default here, one
-    after another).
+    ``options`` are :func:`fit_model`'s: ``seed``, ``threads``, ``annotations`` (added to the
+    record but not to its config key: an ablation's id and W&B ``group``) and ``executor``
+    (:mod:`kfw.core.executor`; default here, one fold after another).
     """
-    fitted = fit_model(
-        ctx, model, seed=seed, threads=threads, callback=callback, annotations=annotations,
-        executor=executor,
-    )  # fmt: skip
-    return save_model(ctx, fitted, callback)
+    return save_model(ctx, fit_model(ctx, model, callback=callback, **options), callback)
 
 
 @dataclass
