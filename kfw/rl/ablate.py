@@ -231,7 +231,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def curves_png(curves: dict[str, np.ndarray], steps: int, title: str) -> bytes:
     """Each variant's mean learning curve over seeds, with its 95% t-band, as PNG bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     x = np.linspace(steps / GRID, steps, GRID)
@@ -247,6 +246,13 @@ def curves_png(curves: dict[str, np.ndarray], steps: int, title: str) -> bytes:
     ax.set_ylabel(f"mean return, last {LAST} episodes")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return png(fig)
+
+
+def png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes (no timestamp in the file: the same data, the same bytes)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
@@ -259,17 +265,12 @@ def ablate(
     variants: list[tuple[str, Any]],
     seeds: int,
     kfw_home: Path,
-    *,
-    callback: Callback = NULL,
-    wandb: bool = False,
-    executor: Executor | None = None,
+    **options: Any,
 ) -> Ablation:
-    """Run the variants (:func:`run_all`), then write the curves (PNG) and the table (Markdown)."""
+    """Run the variants (:func:`run_all`, whose ``options`` these are: ``callback``,
+    ``wandb``, ``executor``), then write the curves (PNG) and the table (Markdown)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    runs = run_all(
-        algorithm, env_id, variants, seeds, kfw_home, callback=callback, wandb=wandb,
-        executor=executor, stamp=stamp,
-    )  # fmt: skip
+    runs = run_all(algorithm, env_id, variants, seeds, kfw_home, stamp=stamp, **options)
     steps = variants[0][1].steps
     rows, curves = summarise(runs, steps)
     folder = RunStore(kfw_home, slug_for(env_id)).root / "ablations" / stamp

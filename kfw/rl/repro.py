@@ -10,7 +10,6 @@ seed's score being its mean over tasks).
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from kfw import files
 from kfw.core.executor import Executor
 from kfw.markdown import render, to_html
 from kfw.progress import NULL, Callback
-from kfw.rl.ablate import curves_png, interval, markdown_table, run_all, summarise
+from kfw.rl.ablate import curves_png, interval, markdown_table, png, run_all, summarise
 from kfw.rl.envs import make
 from kfw.rl.runs import resolve
 
@@ -200,7 +199,6 @@ def _table1_markdown(
 
 
 def _bars(rows: list[dict[str, Any]]) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.5, 3.6), layout="constrained")
@@ -218,10 +216,7 @@ def _bars(rows: list[dict[str, Any]]) -> bytes:
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel("normalised score (random 0, best setting 1), 95% interval over seeds")
     ax.legend(loc="lower right", fontsize=8)
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    return buf.getvalue()
+    return png(fig)
 
 
 def ablation_section(
