@@ -29,7 +29,11 @@ def train(
     ctx: typer.Context,
     corpus: Annotated[Path, typer.Argument(help="A UTF-8 text file.", show_default=False)],
     preset: Annotated[
-        str, typer.Option(help="cpu (~10 min on 2 cores) or gpu (nanoGPT's).")
+        str,
+        typer.Option(
+            help="cpu (~10 min on 2 cores), gpu (nanoGPT's), gpt2 (124M) or gpt2-mini "
+            "(kfw lm info lists them)."
+        ),
     ] = "cpu",
     pos: Annotated[
         str | None, typer.Option(help="Positions: learned, sinusoidal or rope.", show_default=False)
@@ -53,13 +57,31 @@ def train(
     threads: Annotated[
         int | None, typer.Option(help="CPU threads (default: every core).", show_default=False)
     ] = None,
-    no_amp: Annotated[bool, typer.Option("--no-amp", help="No bf16 autocast on CUDA.")] = False,
-    no_compile: Annotated[
-        bool, typer.Option("--no-compile", help="No torch.compile on CUDA.")
-    ] = False,
-    no_fused: Annotated[
-        bool, typer.Option("--no-fused", help="Our attention, not the fused kernel, on CUDA.")
-    ] = False,
+    amp: Annotated[
+        bool | None,
+        typer.Option(
+            "--amp/--no-amp",
+            help="bf16 autocast (default: on CUDA; on a CPU the preset's choice).",
+            show_default=False,
+        ),
+    ] = None,
+    compile_: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="torch.compile (default: on CUDA; on a CPU the preset's choice).",
+            show_default=False,
+        ),
+    ] = None,
+    fused: Annotated[
+        bool | None,
+        typer.Option(
+            "--fused/--no-fused",
+            help="torch's scaled-dot-product attention (flash where available) instead of ours "
+            "(default: on CUDA; on a CPU the preset's choice).",
+            show_default=False,
+        ),
+    ] = None,
     setting: Annotated[
         list[str] | None,
         typer.Option(
@@ -82,9 +104,7 @@ def train(
     }
     overrides.update({k: v for k, v in options.items() if v is not None})
     cfg = resolve_config(preset, **overrides)
-    runtime = Runtime(
-        device=device, amp=not no_amp, compile=not no_compile, fused=not no_fused, threads=threads
-    )
+    runtime = Runtime(device=device, amp=amp, compile=compile_, fused=fused, threads=threads)
     record = train_lm(
         corpus,
         kfw_home(ctx),
@@ -94,11 +114,40 @@ def train(
         callback=_progress(),
         wandb=not no_wandb,
     )
+    mfu = f" ({record['mfu']:.1%} MFU)" if record.get("mfu") else ""
     console().print(
-        f"val loss {record['val_loss']:.4f} {record['unit']} · {record['tokens_per_s']:,.0f} tokens/s · "
-        f"{record['n_params'] / 1e6:.2f}M parameters · run {record['id']}",
+        f"val loss {record['val_loss']:.4f} {record['unit']} · {record['tokens_per_s']:,.0f} tokens/s"
+        f"{mfu} · {record['n_params'] / 1e6:.2f}M parameters · run {record['id']}",
         highlight=False,
     )
+
+
+@app.command("info")
+def info(
+    preset: Annotated[str, typer.Option(help="A preset: cpu, gpu, gpt2, gpt2-mini.")] = "gpt2",
+    vocab: Annotated[
+        int | None,
+        typer.Option(
+            help="The tokenizer's ids (default: the preset's vocab_size, else its BPE size, "
+            "else 65 characters).",
+            show_default=False,
+        ),
+    ] = None,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any setting: KEY=VALUE.", show_default=False),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="Whose peak the step-time estimate uses: cpu or cuda.")
+    ] = "cpu",
+) -> None:
+    """A preset's architecture, exact parameter count and memory, without allocating the model."""
+    from kfw.dl.lm import describe, parse_setting, resolve_config
+
+    overrides: dict[str, Any] = dict(parse_setting(s) for s in setting or [])
+    cfg = resolve_config(preset, **overrides)
+    for line in describe(cfg, vocab, device=device):
+        console().print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("sample")
@@ -137,6 +186,7 @@ def _progress() -> Callback:
             RichProgress.__init__(self)
             self._loss = "-"
             self._eval = ""
+            self._rate = ""
 
         def train_start(self, total: int, start: int, tokens_per_iter: int) -> None:
             if not console_err().is_terminal:
@@ -157,23 +207,25 @@ def _progress() -> Callback:
             self._progress.start()
             self._task = self._progress.add_task("train", total=total, completed=start, last="")
 
-        def train_step(self, it: int, loss: float | None, tokens_per_s: float) -> None:
+        def train_step(
+            self, it: int, loss: float | None, tokens_per_s: float, mfu: float = 0.0
+        ) -> None:
+            self._rate = f"{tokens_per_s:,.0f} tok/s" + (f", {mfu:.1%} MFU" if mfu else "")
             if self._progress is None:
                 return
             if loss is not None:
-                self._loss = f"loss {loss:.4f} · {tokens_per_s:,.0f} tok/s"
+                self._loss = f"loss {loss:.4f} · {self._rate}"
             self._progress.update(self._task, completed=it, last=f"{self._loss}{self._eval}")
 
         def evaluated(self, it: int, train_loss: float, val_loss: float) -> None:
             self._eval = f" · step {it}: train {train_loss:.4f} val {val_loss:.4f}"
+            line = f"step {it}: train {train_loss:.4f}, val {val_loss:.4f}"
+            if it and self._rate:
+                line += f" · {self._rate}"
             if self._progress is not None:
-                self._progress.console.print(
-                    f"step {it}: train {train_loss:.4f}, val {val_loss:.4f}", highlight=False
-                )
+                self._progress.console.print(line, highlight=False)
             else:
-                console_err().print(
-                    f"step {it}: train {train_loss:.4f}, val {val_loss:.4f}", highlight=False
-                )
+                console_err().print(line, highlight=False)
 
         def train_end(self) -> None:
             if self._progress is not None:

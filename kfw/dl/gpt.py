@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kfw.dl.attention import causal_attention
+from kfw.dl.flops import transformer_flops_per_token
 from kfw.errors import ConfigError, KfwError
 
 __all__ = ["GPT", "GPTConfig", "apply_rope", "rope_tables", "sinusoidal_positions"]
@@ -256,6 +257,13 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
+    def flops_per_token(self, context: int | None = None) -> float:
+        """Training FLOPs per token at ``context`` (default the block size): PaLM's estimate."""
+        c = self.config
+        return transformer_flops_per_token(
+            self.num_params(), c.n_layer, c.n_head, c.n_embd // c.n_head, context or c.block_size
+        )
+
     def _hidden(self, idx: Tensor, need_weights: bool = False) -> tuple[Tensor, list[Tensor]]:
         """Final-LayerNorm activations ``(B, T, C)`` and, if asked, each layer's weights."""
         if idx.dim() != 2:
@@ -328,13 +336,15 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        vocab: int | None = None,
     ) -> Tensor:
         """Extend ``idx (B, T)`` by ``max_new_tokens`` sampled tokens, one at a time.
 
         The model runs in eval mode (no dropout) during the call and is put back as it was. The
         context is cropped to the last ``block_size`` tokens. ``temperature=0`` takes the most
         likely token; ``top_k`` keeps the ``k`` most likely before sampling. ``generator`` (on the
-        model's device) makes the samples reproducible.
+        model's device) makes the samples reproducible. ``vocab`` limits the choice to the first
+        ids (a padded embedding's extra rows are never generated).
         """
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -345,6 +355,8 @@ class GPT(nn.Module):
                 idx_cond = idx[:, -self.config.block_size :]
                 x, _ = self._hidden(idx_cond)
                 logits = self.lm_head(x[:, -1, :]).float()  # (B, V): only the last position
+                if vocab is not None:
+                    logits = logits[:, :vocab]
                 if temperature == 0:
                     idx_next = logits.argmax(dim=-1, keepdim=True)
                 else:

@@ -22,17 +22,22 @@ loss)``, so ``benchmarks/charlm.py`` trains torch's own transformer layers throu
 :func:`train_lm` is the whole command; :func:`sample` reads a saved run back.
 
 The package, in reading order: :mod:`~kfw.dl.lm.config` (presets, the runtime),
-:mod:`~kfw.dl.lm.data` (corpus and batches), :mod:`~kfw.dl.lm.loop` (:func:`train` and its
-checkpoints), :mod:`~kfw.dl.lm.runs` (:func:`train_lm`, the run store, :func:`sample`).
+:mod:`~kfw.dl.lm.data` (corpus and batches), :mod:`~kfw.dl.lm.shards` (the ids, tokenized once
+into memory-mapped uint16 shards), :mod:`~kfw.dl.lm.loop` (:func:`train`, gradient
+accumulation, MFU, checkpoints), :mod:`~kfw.dl.lm.runs` (:func:`train_lm`, the run store,
+:func:`sample`), :mod:`~kfw.dl.lm.info` (``kfw lm info``: parameters and memory, nothing
+allocated).
 Every public name is re-exported here.
 """
 
 from kfw.dl.lm.config import (
     CPU,
+    GPT2,
     GPU,
     POSITIONS,
     PRESETS,
     TOKENIZERS,
+    GPT2Mini,
     LMConfig,
     Runtime,
     parse_setting,
@@ -41,6 +46,8 @@ from kfw.dl.lm.config import (
 from kfw.dl.lm.data import (
     TRAIN_FRACTION,
     Corpus,
+    check_length,
+    fit_tokenizer,
     fixed_starts,
     get_batch,
     load_corpus,
@@ -48,10 +55,13 @@ from kfw.dl.lm.data import (
     read_text,
     split_point,
 )
+from kfw.dl.lm.info import count, describe, memory
 from kfw.dl.lm.loop import (
     LMCallback,
     TrainResult,
+    accumulate,
     evaluate,
+    flops_per_token,
     load_checkpoint,
     lr_at,
     make_optimizer,
@@ -71,24 +81,34 @@ from kfw.dl.lm.runs import (
     slug_for,
     train_lm,
 )
+from kfw.dl.lm.shards import TokenStream, open_shards, safe_cuts, token_streams, write_shards
 
 __all__ = [
     "CHECKPOINT",
     "CPU",
+    "GPT2",
     "GPU",
     "POSITIONS",
     "PRESETS",
     "TOKENIZERS",
     "TRAIN_FRACTION",
     "Corpus",
+    "GPT2Mini",
     "LMCallback",
     "LMConfig",
     "Runtime",
+    "TokenStream",
     "TrainResult",
+    "accumulate",
     "build_model",
+    "check_length",
+    "count",
+    "describe",
     "evaluate",
     "find_run",
+    "fit_tokenizer",
     "fixed_starts",
+    "flops_per_token",
     "get_batch",
     "gpt_config",
     "load_checkpoint",
@@ -97,16 +117,21 @@ __all__ = [
     "losses_csv",
     "lr_at",
     "make_optimizer",
+    "memory",
     "model_bytes",
+    "open_shards",
     "parse_setting",
     "random_starts",
     "read_text",
     "resolve_config",
+    "safe_cuts",
     "sample",
     "save_atomic",
     "set_threads",
     "slug_for",
     "split_point",
+    "token_streams",
     "train",
     "train_lm",
+    "write_shards",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -25,12 +25,25 @@ class LMConfig:
     ----------
     n_layer, n_head, n_embd, block_size, dropout, bias
         The model (see :class:`kfw.dl.gpt.GPTConfig`).
+    vocab_size : int
+        Rows of the embedding (and of the output layer); 0: the tokenizer's size. A larger
+        value is allowed (GPT-2's 50257 whatever the merges a corpus yields); a smaller one is
+        refused when the tokenizer is known.
+    vocab_multiple : int
+        The embedding is padded up to a multiple of this (64: nanoGPT's 50257 -> 50304, for
+        matmul-friendly shapes). The padded rows are never a target; the model learns to give
+        them no probability.
     pos : str
         Positions: ``"learned"``, ``"sinusoidal"`` or ``"rope"``.
     tokenizer : str
         ``"char"`` or ``"bpe"``; ``bpe_vocab`` tokens for BPE.
     batch_size : int
-        Windows per step.
+        Windows per forward pass (a micro-batch).
+    tokens_per_step : int
+        Tokens per optimiser step; 0: one micro-batch (``batch_size * block_size``). A multiple
+        of the micro-batch's tokens: the gradients of ``tokens_per_step / (batch_size *
+        block_size)`` micro-batches are accumulated (each loss divided by their number), which
+        is the gradient of one batch that many times larger.
     learning_rate, min_lr, warmup_iters, lr_decay_iters
         Linear warm-up to ``learning_rate`` over ``warmup_iters`` steps, cosine decay to
         ``min_lr`` at ``lr_decay_iters``, flat after.
@@ -51,10 +64,13 @@ class LMConfig:
     block_size: int = 64
     dropout: float = 0.0
     bias: bool = True
+    vocab_size: int = 0
+    vocab_multiple: int = 1
     pos: str = "learned"
     tokenizer: str = "char"
     bpe_vocab: int = 512
     batch_size: int = 12
+    tokens_per_step: int = 0
     learning_rate: float = 1e-3
     max_iters: int = 2000
     lr_decay_iters: int = 2000
@@ -68,6 +84,10 @@ class LMConfig:
     eval_iters: int = 200
     eval_seed: int = 1337
     log_interval: int = 10
+
+    # what `auto` means for the runtime switches on a CPU (CUDA turns all three on): a class
+    # attribute, not a setting, so it is not part of the run's key (the resolved switches are)
+    cpu_runtime: ClassVar[dict[str, bool]] = {"amp": False, "compile": False, "fused": False}
 
     def check(self) -> LMConfig:
         """Raise :class:`ConfigError` on an impossible value; return self."""
@@ -84,11 +104,38 @@ class LMConfig:
         for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "eval_iters"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.vocab_size < 0 or self.vocab_multiple < 1 or self.tokens_per_step < 0:
+            raise ConfigError("vocab_size and tokens_per_step must be >= 0, vocab_multiple >= 1")
+        micro = self.batch_size * self.block_size
+        if self.tokens_per_step % micro:
+            raise ConfigError(
+                f"tokens_per_step {self.tokens_per_step} is not a multiple of a micro-batch's "
+                f"{micro} tokens (batch_size {self.batch_size} x block_size {self.block_size})"
+            )
         if self.max_iters < 0 or self.eval_interval < 1 or self.log_interval < 1:
             raise ConfigError("max_iters must be >= 0, eval_interval and log_interval >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
         return self
+
+    @property
+    def micro_steps(self) -> int:
+        """Micro-batches per optimiser step (1 without gradient accumulation)."""
+        return max(1, self.tokens_per_step // (self.batch_size * self.block_size))
+
+    @property
+    def step_tokens(self) -> int:
+        """Training tokens per optimiser step."""
+        return self.micro_steps * self.batch_size * self.block_size
+
+    def model_vocab(self, tokenizer_vocab: int) -> int:
+        """Rows of the embedding for a tokenizer of ``tokenizer_vocab`` ids, padded."""
+        n = self.vocab_size or tokenizer_vocab
+        if n < tokenizer_vocab:
+            raise ConfigError(
+                f"vocab_size {n} is smaller than the tokenizer's {tokenizer_vocab} ids"
+            )
+        return -(-n // self.vocab_multiple) * self.vocab_multiple
 
 
 @dataclass
@@ -138,7 +185,79 @@ class GPU(LMConfig):
     eval_iters: int = 200
 
 
-PRESETS: dict[str, type[LMConfig]] = {"cpu": CPU, "gpu": GPU}
+@dataclass
+class GPT2(LMConfig):
+    """GPT-2 small (Radford et al. 2019) on GPT-3's recipe for its size (Brown et al. 2020).
+
+    The model: 12 layers, 12 heads, 768 wide, context 1024, GPT-2's 50257-token vocabulary
+    padded to 50304 (a multiple of 64), tied embeddings, biases: 124,439,808 parameters before
+    the padding. The tokens come from kfw's byte-level BPE trained on the corpus (no download of
+    GPT-2's merges), up to 50257 ids.
+
+    The optimisation is GPT-3's "Small" row of Table 2.1 and its section 2.3 / appendix B:
+    0.5M-token steps (2**19 = 524,288: 16 windows x 1024 per micro-batch, 32 micro-batches
+    accumulated on one device), peak learning rate 6e-4, linear warm-up over 375M tokens (715
+    steps), cosine decay to a tenth (6e-5), AdamW with beta2 0.95 and weight decay 0.1 on the
+    matrices only, gradients clipped to norm 1. 19,073 steps are 10B tokens (build-nanogpt's
+    FineWeb-Edu budget); on a small corpus that is many epochs, so shorten it with
+    ``--max-iters``.
+    """
+
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    block_size: int = 1024
+    dropout: float = 0.0
+    vocab_size: int = 50257
+    vocab_multiple: int = 64
+    tokenizer: str = "bpe"
+    bpe_vocab: int = 50257
+    batch_size: int = 16
+    tokens_per_step: int = 524_288
+    learning_rate: float = 6e-4
+    min_lr: float = 6e-5
+    warmup_iters: int = 715
+    max_iters: int = 19073
+    lr_decay_iters: int = 19073
+    weight_decay: float = 0.1
+    beta2: float = 0.95
+    eval_interval: int = 250
+    eval_iters: int = 20
+    cpu_runtime: ClassVar[dict[str, bool]] = {"amp": False, "compile": False, "fused": True}
+
+
+@dataclass
+class GPT2Mini(GPT2):
+    """The GPT-2 recipe at CPU scale: 4 layers, 4 heads, 128 wide, context 256.
+
+    Everything else is :class:`GPT2`'s code path: byte-level BPE (1024 ids, padded to a
+    multiple of 64), gradient accumulation (4 micro-batches of 8 windows: 8,192 tokens a step),
+    warm-up and cosine decay to a tenth, AdamW (0.9, 0.95), decay 0.1 on matrices, clipping 1.
+    The peak learning rate is higher, as GPT-3's Table 2.1 has it for smaller models.
+    """
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 256
+    vocab_size: int = 0
+    bpe_vocab: int = 1024
+    batch_size: int = 8
+    tokens_per_step: int = 8192
+    learning_rate: float = 2e-3
+    min_lr: float = 2e-4
+    warmup_iters: int = 50
+    max_iters: int = 600
+    lr_decay_iters: int = 600
+    eval_interval: int = 100
+
+
+PRESETS: dict[str, type[LMConfig]] = {
+    "cpu": CPU,
+    "gpu": GPU,
+    "gpt2": GPT2,
+    "gpt2-mini": GPT2Mini,
+}
 
 
 def resolve_config(preset: str = "cpu", **overrides: Any) -> LMConfig:
@@ -193,18 +312,20 @@ def parse_setting(text: str) -> tuple[str, str]:
 class Runtime:
     """How a run executes, not what it computes (except that bf16 and compile change the bits).
 
-    ``device=None`` picks CUDA when present; ``amp`` (bf16 autocast), ``compile``
-    (``torch.compile``) and ``fused`` (the fused attention path of the same weights) are used
-    only on CUDA unless turned off; ``threads`` CPU threads (default: every core).
+    ``device=None`` picks CUDA when present. The three switches, ``amp`` (bf16 autocast),
+    ``compile`` (``torch.compile``) and ``fused`` (``F.scaled_dot_product_attention``, flash
+    where available, behind the same weights), are True, False or None for "auto": on CUDA
+    auto is on; on a CPU it is the preset's choice (``LMConfig.cpu_runtime``), measured for its
+    shapes. ``threads`` CPU threads (default: every core).
     """
 
     device: str | None = None
-    amp: bool = True
-    compile: bool = True
-    fused: bool = True
+    amp: bool | None = None
+    compile: bool | None = None
+    fused: bool | None = None
     threads: int | None = None
 
-    def resolved(self) -> Runtime:
+    def resolved(self, cfg: LMConfig | None = None) -> Runtime:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
             dev = torch.device(device)
@@ -212,20 +333,29 @@ class Runtime:
             raise ConfigError(f"unknown device {device!r}: cpu, cuda or cuda:N") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r}: CUDA is not available on this machine")
-        cuda = dev.type == "cuda"
+        auto = (
+            {"amp": True, "compile": True, "fused": True}
+            if dev.type == "cuda"
+            else (cfg or LMConfig()).cpu_runtime
+        )
+
+        def pick(name: str) -> bool:
+            value = getattr(self, name)
+            return auto[name] if value is None else bool(value)
+
         return Runtime(
             device=device,
-            amp=self.amp and cuda,
-            compile=self.compile and cuda,
-            fused=self.fused and cuda,
+            amp=pick("amp"),
+            compile=pick("compile"),
+            fused=pick("fused"),
             threads=self.threads,
         )
 
     def key(self) -> dict[str, Any]:
-        # what changes the numbers: the kind of device and the CUDA-only switches
+        # what changes the numbers: the kind of device and the switches (resolved first)
         return {
             "device": torch.device(self.device or "cpu").type,
-            "amp": self.amp,
-            "compile": self.compile,
-            "fused": self.fused,
+            "amp": bool(self.amp),
+            "compile": bool(self.compile),
+            "fused": bool(self.fused),
         }

@@ -58,32 +58,44 @@ def split_point(n: int) -> int:
 def load_corpus(
     path: Path, cfg: LMConfig, tokenizer: Any = None, text_sha: tuple[str, str] | None = None
 ) -> Corpus:
-    """Read, tokenize and split a corpus; ``tokenizer`` (e.g. from a checkpoint) is reused.
+    """Read, tokenize (:func:`fit_tokenizer`) and split a corpus, in memory.
 
-    Characters: the vocabulary is every character of the corpus (nanoGPT's choice: a character
-    seen only in validation must still be encodable). BPE: merges are learned on the training
-    part only, so the validation loss is measured on text the tokenizer never saw.
+    ``tokenizer`` (e.g. from a checkpoint) is reused. ``kfw lm train`` reads its ids from
+    memory-mapped shards instead (:func:`kfw.dl.lm.shards.token_streams`); the split is the same.
     """
 
     text, sha = text_sha or read_text(path)
-    if tokenizer is None:
-        source = text if cfg.tokenizer == "char" else text[: split_point(len(text))]
-        tokenizer = (
-            make_tokenizer("char", source)
-            if cfg.tokenizer == "char"
-            else make_tokenizer("bpe", source, vocab_size=cfg.bpe_vocab)
-        )
+    tokenizer = tokenizer or fit_tokenizer(text, cfg)
     data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     n = split_point(len(data))
     train, val = data[:n], data[n:]
-    need = cfg.block_size + 1
-    if len(val) < need:
-        unit = "characters" if cfg.tokenizer == "char" else "tokens"
-        raise DataError(
-            f"corpus {path} is too short: {len(data)} {unit}, its 10% validation part has "
-            f"{len(val)}, context {cfg.block_size} needs {need} (at least {math.ceil(need / (1 - TRAIN_FRACTION))} in all)"
-        )
+    check_length(path, cfg, len(data), len(val))
     return Corpus(Path(path), sha, tokenizer, train, val)
+
+
+def fit_tokenizer(text: str, cfg: LMConfig) -> Any:
+    """The run's tokenizer: every character of ``text``, or BPE merges learned on its training part.
+
+    Characters: the vocabulary is every character of the corpus (nanoGPT's choice: a character
+    seen only in validation must still be encodable). BPE: the merges are learned on the first
+    90% of the characters only, so the validation loss is measured on text the tokenizer never
+    saw.
+    """
+    if cfg.tokenizer == "char":
+        return make_tokenizer("char", text)
+    return make_tokenizer("bpe", text[: split_point(len(text))], vocab_size=cfg.bpe_vocab)
+
+
+def check_length(path: Path, cfg: LMConfig, n_tokens: int, n_val: int) -> None:
+    """:class:`DataError` when the validation part cannot hold one window of context + 1."""
+    need = cfg.block_size + 1
+    if n_val < need:
+        unit = "characters" if cfg.tokenizer == "char" else "tokens"
+        least = math.ceil(need / (1 - TRAIN_FRACTION))
+        raise DataError(
+            f"corpus {path} is too short: {n_tokens} {unit}, its 10% validation part has "
+            f"{n_val}, context {cfg.block_size} needs {need} (at least {least} in all)"
+        )
 
 
 def get_batch(

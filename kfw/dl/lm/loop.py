@@ -13,8 +13,10 @@ import torch
 from torch import nn
 
 from kfw.dl.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from kfw.dl.flops import mfu, peak_flops
 from kfw.dl.lm.config import LMConfig, Runtime
-from kfw.dl.lm.data import fixed_starts, get_batch, random_starts
+from kfw.dl.lm.data import fixed_starts, random_starts
+from kfw.dl.lm.shards import TokenStream
 from kfw.errors import KfwError
 from kfw.progress import NULL, Callback
 
@@ -59,8 +61,14 @@ class LMCallback(Callback):
     def train_start(self, total: int, start: int, tokens_per_iter: int) -> None:
         """Steps ``start .. total`` are about to run (``start > 0`` when resumed)."""
 
-    def train_step(self, it: int, loss: float | None, tokens_per_s: float) -> None:
-        """Step ``it`` finished; ``loss`` every ``log_interval`` steps, else None."""
+    def train_step(
+        self, it: int, loss: float | None, tokens_per_s: float, mfu: float = 0.0
+    ) -> None:
+        """Step ``it`` finished; ``loss`` every ``log_interval`` steps, else None.
+
+        ``tokens_per_s`` is the mean over this call's steps so far; ``mfu`` the model FLOPs
+        utilisation it means against the device's peak (0 when the peak is unknown).
+        """
 
     def evaluated(self, it: int, train_loss: float, val_loss: float) -> None:
         """An evaluation at step ``it`` (its checkpoint, if any, is already written)."""
@@ -99,6 +107,11 @@ class TrainResult:
         Steps taken in all (all calls).
     resumed_from : int or None
         The step a checkpoint restored, if any.
+    mfu : float
+        Model FLOPs utilisation of the step time (0 when the model or the peak is unknown).
+    peak : dict
+        ``flops`` (FLOP/s) and ``source`` of the peak the MFU is measured against, and the
+        model's training ``flops_per_token``.
     """
 
     losses: list[dict[str, float]]
@@ -108,13 +121,14 @@ class TrainResult:
     tokens_per_s: float
     iters: int
     resumed_from: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    mfu: float = 0.0
+    peak: dict[str, Any] = field(default_factory=dict)
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    data: torch.Tensor,
+    data: TokenStream | torch.Tensor,
     starts: torch.Tensor,
     block: int,
     device: str,
@@ -124,8 +138,9 @@ def evaluate(
     was_training = model.training
     model.eval()
     losses = []
+    stream = TokenStream.of(data)
     for row in starts:
-        x, y = get_batch(data, row, block)
+        x, y = stream.batch(row, block)
         with _autocast(device, amp):
             _, loss = model(x.to(device), y.to(device))
         losses.append(loss.float())
@@ -137,6 +152,42 @@ def _autocast(device: str, amp: bool) -> contextlib.AbstractContextManager[Any]:
     if amp:
         return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def accumulate(
+    model: nn.Module,
+    data: TokenStream,
+    cfg: LMConfig,
+    generator: torch.Generator,
+    device: str,
+    amp: bool = False,
+) -> torch.Tensor:
+    """One optimiser step's gradients: ``cfg.micro_steps`` micro-batches, losses averaged.
+
+    Each micro-batch draws its ``batch_size`` windows from ``generator`` in turn, runs forward
+    (under bf16 autocast when ``amp``) and backward with its loss divided by the number of
+    micro-batches. The micro-batches being of equal size, the summed gradient is the gradient
+    of the mean loss over all their windows: that of one batch ``micro_steps`` times larger.
+    Returns the step's mean loss (detached).
+    """
+    k = cfg.micro_steps
+    total = torch.zeros((), device=device)
+    for _ in range(k):
+        x, y = data.batch(
+            random_starts(len(data), cfg.block_size, cfg.batch_size, generator), cfg.block_size
+        )
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with _autocast(device, amp):
+            _, loss = model(x, y)
+        (loss / k).backward()
+        total += loss.detach().float()
+    return total / k
+
+
+def flops_per_token(model: nn.Module, block: int) -> float:
+    """Training FLOPs per token of ``model`` at context ``block`` (0 when it cannot tell)."""
+    count = getattr(model, "flops_per_token", None)
+    return float(count(block)) if callable(count) else 0.0
 
 
 def train(
@@ -184,10 +235,10 @@ def train(
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     batches = torch.Generator().manual_seed(seed)
-    n_train = len(train_data)
+    train_data, val_data = TokenStream.of(train_data), TokenStream.of(val_data)
     eval_starts = {
         "train": fixed_starts(
-            n_train, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.eval_seed
+            len(train_data), cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.eval_seed
         ),
         "val": fixed_starts(
             len(val_data), cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.eval_seed + 1
@@ -215,10 +266,13 @@ def train(
         train_seconds = state["train_seconds"]
         resumed_from = start
     step_model = torch.compile(model) if rt.compile else model
-    tokens_per_iter = cfg.batch_size * cfg.block_size
+    tokens_per_iter = cfg.step_tokens
+    per_token = flops_per_token(model, cfg.block_size)
+    peak, peak_source = peak_flops(device, rt.amp)
     _hook(callback, "train_start", cfg.max_iters, start, tokens_per_iter)
     model.train()
     it = start
+    call_seconds = 0.0  # step time of this call: the rate is this call's, not the resumed one's
     while True:
         # evaluate (and checkpoint) before the step, as nanoGPT; a resumed run skips the
         # evaluation its checkpoint already holds
@@ -250,15 +304,7 @@ def train(
         lr = lr_at(it, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = get_batch(
-            train_data,
-            random_starts(n_train, cfg.block_size, cfg.batch_size, batches),
-            cfg.block_size,
-        )
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with _autocast(device, rt.amp):
-            _, loss = step_model(x, y)
-        loss.backward()
+        loss = accumulate(step_model, train_data, cfg, batches, device, rt.amp)
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -266,22 +312,22 @@ def train(
         it += 1
         report = it % cfg.log_interval == 0 or it == cfg.max_iters
         value = loss.item() if report else None  # .item() syncs a GPU: only when shown
-        train_seconds += time.perf_counter() - t0
-        _hook(
-            callback,
-            "train_step",
-            it,
-            value,
-            tokens_per_iter * it / max(train_seconds, 1e-9) if it > start else 0.0,
-        )
+        spent = time.perf_counter() - t0
+        train_seconds += spent
+        call_seconds += spent
+        rate = tokens_per_iter * (it - start) / max(call_seconds, 1e-9)
+        _hook(callback, "train_step", it, value, rate, mfu(rate, per_token, peak))
     _hook(callback, "train_end")
     done = cfg.max_iters
+    rate = tokens_per_iter * done / train_seconds if train_seconds > 0 else 0.0
     return TrainResult(
         losses=losses,
         val_loss=losses[-1]["val"],
         seconds=time.perf_counter() - started,
         train_seconds=train_seconds,
-        tokens_per_s=tokens_per_iter * done / train_seconds if train_seconds > 0 else 0.0,
+        tokens_per_s=rate,
         iters=done,
         resumed_from=resumed_from,
+        mfu=mfu(rate, per_token, peak),
+        peak={"flops": peak, "source": peak_source, "flops_per_token": per_token},
     )

@@ -15,8 +15,9 @@ from torch import nn
 from kfw.core.runstore import RunStore, config_key, environment
 from kfw.dl.gpt import GPT, GPTConfig
 from kfw.dl.lm.config import LMConfig, Runtime
-from kfw.dl.lm.data import load_corpus, read_text
+from kfw.dl.lm.data import TRAIN_FRACTION, check_length, fit_tokenizer, read_text
 from kfw.dl.lm.loop import load_checkpoint, train
+from kfw.dl.lm.shards import token_streams
 from kfw.dl.tokenize import tokenizer_from_dict
 from kfw.errors import ConfigError, KfwError
 from kfw.pipeline.mirror import Mirror
@@ -36,15 +37,15 @@ def slug_for(corpus: Path) -> str:
 
 
 def build_model(cfg: LMConfig, vocab_size: int, fused: bool = False) -> nn.Module:
-    """Our GPT for ``cfg`` (seed the global RNG first: it draws the initial weights)."""
+    """Our GPT for ``cfg`` and a tokenizer of ``vocab_size`` ids (seed the global RNG first)."""
 
     return GPT(gpt_config(cfg, vocab_size, fused))
 
 
 def gpt_config(cfg: LMConfig, vocab_size: int, fused: bool = False) -> Any:
-
+    """The model's shape: ``cfg``'s, the embedding sized for ``vocab_size`` ids and padded."""
     return GPTConfig(
-        vocab_size=vocab_size,
+        vocab_size=cfg.model_vocab(vocab_size),
         block_size=cfg.block_size,
         n_layer=cfg.n_layer,
         n_head=cfg.n_head,
@@ -80,7 +81,7 @@ def train_lm(
     """
 
     cfg.check()
-    rt = (runtime or Runtime()).resolved()
+    rt = (runtime or Runtime()).resolved(cfg)
     text, sha = read_text(corpus)
     slug = slug_for(corpus)
     store = RunStore(kfw_home, slug)
@@ -98,19 +99,31 @@ def train_lm(
             )
         saved_tok = tokenizer_from_dict(tok_dict)
         callback.info(f"resuming from {ckpt} (step {state['iter']})")
-    data = load_corpus(Path(corpus), cfg, saved_tok, (text, sha))
     set_threads(rt)
+    tokenizer = saved_tok or fit_tokenizer(text, cfg)
+    vocab = cfg.model_vocab(tokenizer.vocab_size)  # a too-small vocab_size fails here
+    train_ids, val_ids, shards = token_streams(
+        text, sha, tokenizer, tokenizer.vocab_size, Path(kfw_home) / "work", TRAIN_FRACTION,
+        check=lambda n, n_val: check_length(Path(corpus), cfg, n, n_val),
+    )  # fmt: skip
+    n_tokens = len(train_ids) + len(val_ids)
     torch.manual_seed(seed)
-    model = build_model(cfg, data.tokenizer.vocab_size, fused=rt.fused)
+    model = build_model(cfg, tokenizer.vocab_size, fused=rt.fused)
     n_params = _count(model)  # every parameter, the tied embedding once
+    switches = [
+        s for s, on in (("bf16", rt.amp), ("compiled", rt.compile), ("sdpa", rt.fused)) if on
+    ]
     callback.info(
-        f"{slug}: {data.n_tokens:,} {cfg.tokenizer} tokens (vocabulary {data.tokenizer.vocab_size}), "
+        f"{slug}: {n_tokens:,} {cfg.tokenizer} tokens (vocabulary {tokenizer.vocab_size}"
+        f"{f', embedding {vocab}' if vocab != tokenizer.vocab_size else ''}), "
         f"GPT {cfg.n_layer}x{cfg.n_head}x{cfg.n_embd} {cfg.pos} positions, {n_params / 1e6:.2f}M "
-        f"parameters, {rt.device}{', bf16' if rt.amp else ''}{', compiled' if rt.compile else ''}"
+        f"parameters, {cfg.step_tokens:,} tokens a step"
+        f"{f' ({cfg.micro_steps} micro-batches)' if cfg.micro_steps > 1 else ''}, "
+        f"{', '.join([rt.device or 'cpu', *switches])}"
     )
-    meta = {"key_src": key_src, "tokenizer": data.tokenizer.to_dict()}
+    meta = {"key_src": key_src, "tokenizer": tokenizer.to_dict()}
     result = train(
-        model, data.train, data.val, cfg, seed=seed, runtime=rt, callback=callback,
+        model, train_ids, val_ids, cfg, seed=seed, runtime=rt, callback=callback,
         checkpoint=ckpt, meta=meta,
     )  # fmt: skip
     run_id = store.new_id(f"gpt-{cfg.pos}-{cfg.tokenizer}", key)
@@ -129,8 +142,11 @@ def train_lm(
         "git_commit": None,
         "versions": None,
         "n_params": n_params,
-        "vocab_size": data.tokenizer.vocab_size,
-        "n_tokens": {"train": len(data.train), "val": len(data.val)},
+        "vocab_size": tokenizer.vocab_size,
+        "n_tokens": {"train": len(train_ids), "val": len(val_ids)},
+        "tokens_per_step": cfg.step_tokens,
+        "micro_steps": cfg.micro_steps,
+        "shards": str(shards),
         "losses": result.losses,
         "val_loss": result.val_loss,
         "unit": "nats per character" if cfg.tokenizer == "char" else "nats per token",
@@ -140,13 +156,15 @@ def train_lm(
         "seconds": result.seconds,
         "train_seconds": result.train_seconds,
         "tokens_per_s": result.tokens_per_s,
+        "mfu": result.mfu,
+        "peak": result.peak,
         "resumed_from": result.resumed_from,
     }
     env = environment()
     record["git_commit"] = env.pop("git_commit")
     record["versions"] = env
     files = {
-        "model.pt": model_bytes(model, cfg, data.tokenizer),
+        "model.pt": model_bytes(model, cfg, tokenizer),
         "losses.csv": losses_csv(result.losses),
     }
     run_dir = store.save(record, files)
@@ -212,7 +230,7 @@ def load_model(run_dir: Path, device: str = "cpu") -> tuple[nn.Module, Any, dict
     try:
         tokenizer = tokenizer_from_dict(saved["tokenizer"])
         gcfg = GPTConfig(**saved["gpt_config"])
-        if tokenizer.vocab_size != gcfg.vocab_size:
+        if tokenizer.vocab_size > gcfg.vocab_size:
             raise ValueError(
                 f"tokenizer of {tokenizer.vocab_size} tokens, model of {gcfg.vocab_size}"
             )
@@ -264,5 +282,7 @@ def sample(
         skip = len(start)
     idx = torch.tensor([start], dtype=torch.long, device=device)
     g = torch.Generator(device=device).manual_seed(seed)
-    out = model.generate(idx, tokens, temperature=temperature, top_k=top_k, generator=g)
+    out = model.generate(
+        idx, tokens, temperature=temperature, top_k=top_k, generator=g, vocab=tokenizer.vocab_size
+    )
     return tokenizer.decode(out[0, skip:].tolist())
