@@ -10,14 +10,17 @@ replaces the most frequent adjacent pair of ids by a new id (256, 257, ...), nev
 boundaries. Any string encodes (every string is bytes) and decodes back exactly.
 
 Training counts pairs once per *unique* chunk weighted by its frequency, and after each merge
-updates the counts only in the chunks that contain the merged pair (an index pair -> chunks),
-so a merge costs time in proportion to where the pair occurs, not to the corpus.
+updates the counts only in the chunks that contain the merged pair (an index pair -> chunks);
+the next pair comes from a heap with lazy deletion. A merge therefore costs time in proportion
+to where the pair occurs, not to the corpus or to the number of distinct pairs, and GPT-2's
+50,257 ids train in minutes, not hours.
 Reference: Sennrich et al., "Neural Machine Translation of Rare Words with Subword Units" (2016);
 Radford et al., GPT-2 (2019), section 2.2.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import re
 from collections import Counter, defaultdict
@@ -196,15 +199,23 @@ class BPETokenizer:
             for pair, c in _pairs(ids).items():
                 counts[pair] += c * f
                 where[pair].add(w)
+        # the most frequent pair, ties to the smallest (a, b), from a heap of (-count, a, b)
+        # entries: a changed count pushes a fresh entry and the stale ones are skipped when
+        # popped, so each merge costs the updates it makes, not a scan of every pair
+        heap = [(-c, a, b) for (a, b), c in counts.items()]
+        heapq.heapify(heap)
         merges: list[tuple[int, int]] = []
         for new_id in range(256, vocab_size):
-            if not counts:
-                break
-            # the most frequent pair, ties to the smallest (a, b): independent of dict order
-            pair, best = max(counts.items(), key=lambda kv: (kv[1], -kv[0][0], -kv[0][1]))
-            if best < 2:
+            pair, best = None, 0
+            while heap:
+                neg, a, b = heapq.heappop(heap)
+                if counts.get((a, b)) == -neg:
+                    pair, best = (a, b), -neg
+                    break
+            if pair is None or best < 2:
                 break
             merges.append(pair)
+            changed: set[tuple[int, int]] = set()
             for w in sorted(where.pop(pair)):
                 old, f = words[w], freqs[w]
                 new = _merge(old, pair, new_id)
@@ -215,11 +226,16 @@ class BPETokenizer:
                         del counts[p]
                     if p != pair:
                         where[p].discard(w)
+                    changed.add(p)
                 for p, c in _pairs(new).items():
                     counts[p] += c * f
                     where[p].add(w)
+                    changed.add(p)
                 words[w] = new
             counts.pop(pair, None)
+            for p in changed:
+                if p in counts:
+                    heapq.heappush(heap, (-counts[p], *p))
         return cls(merges, pattern)
 
     @property
