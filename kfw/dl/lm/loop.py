@@ -329,5 +329,13 @@ def train(
         iters=done,
         resumed_from=resumed_from,
         mfu=mfu(rate, per_token, peak),
-        peak={"flops": peak, "source": peak_source, "flops_per_token": per_token},
+        peak={
+            "flops": peak,
+            "source": peak_source,
+            "flops_per_token": per_token,
+            # what the caching allocator held at most: the measured side of `kfw lm info`
+            "max_memory_bytes": torch.cuda.max_memory_allocated(device)
+            if torch.device(device).type == "cuda"
+            else None,
+        },
     )

@@ -202,10 +202,10 @@ def test_the_fused_attention_run_is_deterministic_on_the_cpu(corpus: Path, tmp_p
 
 
 def test_runtime_auto_is_cuda_on_and_the_presets_choice_on_a_cpu() -> None:
-    assert Runtime("cpu").resolved(resolve_config("cpu")).fused is False
-    assert Runtime("cpu").resolved(resolve_config("gpt2")).fused is True
-    assert Runtime("cpu", fused=False).resolved(resolve_config("gpt2")).fused is False
-    assert Runtime("cpu", amp=True).resolved(resolve_config("cpu")).amp is True
+    assert Runtime("cpu").resolved(resolve_config("gpu")).amp is False
+    assert Runtime("cpu").resolved(resolve_config("gpt2")).amp is True
+    assert Runtime("cpu", amp=False).resolved(resolve_config("gpt2")).amp is False
+    assert Runtime("cpu", fused=True).resolved(resolve_config("cpu")).fused is True
 
 
 # ---------------------------------------------------------------------------------------------
