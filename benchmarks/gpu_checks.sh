@@ -4,6 +4,11 @@
 #   - issue 9:  the Digit Recognizer ablation (augment, batchnorm, residual; 2 seeds, fold 1 of 5)
 #               and Fashion-MNIST with the roster's ResNet recipe (>= 94% on the official test);
 #   - issue 11: Dropout's Table 2 rows at 250 epochs (1.25% / 1.06% in the paper).
+#   - issue 22: transfer learning at full scale (benchmarks/transfer.py --scale full: the roster's
+#               ResNet pretrained on Fashion-MNIST, fine-tuned on all 42,000 Digit Recognizer rows,
+#               5 folds, 1/10/100% labels, 4 methods; the gpu preset's GPT pretrained and
+#               fine-tuned). Not timed on a GPU yet: it has its own deadline, TRANSFER_DEADLINE
+#               (default 2400 s), so at full scale this call lasts up to 40 minutes.
 # The four jobs share the GPU and run at once; each has a deadline so the call returns in time.
 #
 #   bash benchmarks/gpu_checks.sh DATA OUT [full|smoke]
@@ -44,6 +49,9 @@ job() {  # job NAME CMD...: run with the deadline, log to OUT/NAME.log, report t
 "$PY" -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())" >>"$OUT/device.txt"
 job dropout "${KFW[@]}" repro dropout --data "$DATA/mnist" "${DROP[@]}"  # the longest first
 job lm "${KFW[@]}" lm train "$DATA/tinyshakespeare.txt" "${LM[@]}" --no-wandb
+DEADLINE=${TRANSFER_DEADLINE:-2400} job transfer "$PY" benchmarks/transfer.py --scale "$SCALE" \
+  --threads 8 --out "$OUT/transfer" --corpus "$DATA/tinyshakespeare.txt" \
+  --dr-zip "$DATA/digit-recognizer.zip" --fashion "$DATA/fashion-mnist"  # doc, JSON, figures
 job fashion "$PY" benchmarks/fashion_mnist.py --data "$DATA/fashion-mnist" "${FASH[@]}" --json "$OUT/fashion.json"
 job ablate bash -c "${KFW[*]} data import digit-recognizer '$DATA/digit-recognizer.zip' && \
   ${KFW[*]} ablate digit-recognizer --model torch-resnet --toggle augment,batchnorm,residual \
