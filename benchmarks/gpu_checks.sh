@@ -9,12 +9,17 @@
 #               tinyshakespeare's BPE tokens; run it alone (JOBS argument gpt2), the GPU to itself, so
 #               its MFU is its own. The whole schedule is the same command without --max-iters
 #               (19,073 steps, 10B tokens: about 8 h on one H100 at 40% MFU; a 10B-token corpus
-#               replaces tinyshakespeare there).
+#               replaces tinyshakespeare there); and transfer learning at full scale
+#               (benchmarks/transfer.py --scale full: the roster's ResNet pretrained on Fashion-MNIST,
+#               fine-tuned on all 42,000 Digit Recognizer rows, 5 folds, 1/10/100% labels, 4 methods;
+#               the gpu preset's GPT pretrained and fine-tuned). Not timed on a GPU yet: it has its
+#               own deadline, TRANSFER_DEADLINE (default 2400 s), so it is a call of its own.
 # The jobs named share the GPU and run at once; each has a deadline so the call returns in time.
 #
 #   bash benchmarks/gpu_checks.sh DATA OUT [full|smoke] [JOBS]
 #
-# JOBS: a comma-separated subset of dropout,lm,fashion,ablate,gpt2 (default: the first four).
+# JOBS: a comma-separated subset of dropout,lm,fashion,ablate,transfer,gpt2 (default: the first
+# four; transfer and gpt2 each want a call of their own).
 # DATA holds tinyshakespeare.txt, digit-recognizer.zip (Kaggle's download), mnist/ (the four
 # IDX .gz files) and fashion-mnist/ (the same, from Debian's dataset-fashion-mnist). OUT gets
 # one log per job and results.tgz (run records, tables, figures; no weights). `smoke` runs every
@@ -55,6 +60,9 @@ job() {  # job NAME CMD...: run with the deadline, log to OUT/NAME.log, report t
 "$PY" -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())" >>"$OUT/device.txt"
 job dropout "${KFW[@]}" repro dropout --data "$DATA/mnist" "${DROP[@]}"  # the longest first
 job lm "${KFW[@]}" lm train "$DATA/tinyshakespeare.txt" "${LM[@]}" --no-wandb
+DEADLINE=${TRANSFER_DEADLINE:-2400} job transfer "$PY" benchmarks/transfer.py --scale "$SCALE" \
+  --threads 8 --out "$OUT/transfer" --corpus "$DATA/tinyshakespeare.txt" \
+  --dr-zip "$DATA/digit-recognizer.zip" --fashion "$DATA/fashion-mnist"  # doc, JSON, figures
 job fashion "$PY" benchmarks/fashion_mnist.py --data "$DATA/fashion-mnist" "${FASH[@]}" --json "$OUT/fashion.json"
 job ablate bash -c "${KFW[*]} data import digit-recognizer '$DATA/digit-recognizer.zip' && \
   ${KFW[*]} ablate digit-recognizer --model torch-resnet --toggle augment,batchnorm,residual \

@@ -2,7 +2,7 @@
 
 ``kfw lm train CORPUS`` trains, resumes after an interruption when run again with the same
 arguments, saves the run under ``runs/lm-<corpus stem>/`` and prints the final validation
-loss and the run id last. ``kfw lm sample RUN`` prints text from a saved run.
+loss and the run id last; ``--init RUN_OR_FILE`` fine-tunes from an earlier run or a file. ``kfw lm sample RUN`` prints text from a saved run.
 """
 
 from __future__ import annotations
@@ -90,6 +90,15 @@ def train(
             show_default=False,
         ),
     ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="Fine-tune: start from an earlier run (id or folder) or a weight file "
+            "(.pt state dict, .safetensors).",
+            show_default=False,
+        ),
+    ] = None,
     no_wandb: NoWandb = False,
 ) -> None:
     """Train a GPT on CORPUS (the same command again resumes an interrupted run)."""
@@ -113,6 +122,7 @@ def train(
         runtime=runtime,
         callback=_progress(),
         wandb=not no_wandb,
+        init=init,
     )
     mfu = f" ({record['mfu']:.1%} MFU)" if record.get("mfu") else ""
     console().print(

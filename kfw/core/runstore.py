@@ -138,6 +138,8 @@ class RunRecord(TypedDict, total=False):
     # language models and reproductions
     config: dict[str, Any]
     config_key: str
+    parent: str | None  # a fine-tune's starting weights: the parent run's id, or a file's path
+    parent_sha256: str | None  # of the parent run's model.pt, or of the file
 
 
 # what decides a model run's results: its identity (part of its id; the key of its

@@ -293,13 +293,24 @@ class _TorchModel(BaseEstimator):
         return self._encode_target(y)
 
     def _parameter_groups(self, module: nn.Module) -> list[dict[str, Any]]:
-        # weight decay on weight matrices and kernels only: biases and norm scales stay free
-        decay = [p for p in module.parameters() if p.requires_grad and p.ndim > 1]
-        rest = [p for p in module.parameters() if p.requires_grad and p.ndim <= 1]
-        return [
-            {"params": decay, "weight_decay": self.weight_decay},
-            {"params": rest, "weight_decay": 0.0},
-        ]
+        # weight decay on weight matrices and kernels only: biases and norm scales stay free;
+        # a network with lr_groups() (kfw.dl.transfer) sets a learning rate per layer group
+        scaled = (
+            module.lr_groups() if hasattr(module, "lr_groups") else [(module.parameters(), 1.0)]
+        )
+        groups = []
+        for params, scale in scaled:
+            params = [p for p in params if p.requires_grad]
+            lr = self.lr * scale
+            groups += [
+                {
+                    "params": [p for p in params if p.ndim > 1],
+                    "weight_decay": self.weight_decay,
+                    "lr": lr,
+                },
+                {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr},
+            ]
+        return groups
 
     def _optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
         groups = self._parameter_groups(module)

@@ -17,6 +17,9 @@ The recipe is nanoGPT's ``train.py``, read top to bottom:
 6. the finished run enters the run store (``runs/lm-<corpus stem>/<run id>/``) with
    ``model.pt`` and ``losses.csv``.
 
+A fine-tune (``init=``, ``kfw lm train --init RUN_OR_FILE``) is the same recipe started from
+an earlier run's weights or a weight file's (:func:`find_parent`); the run records its parent.
+
 :func:`train` is the loop alone; it takes any module with ``forward(idx, targets) -> (logits,
 loss)``, so ``benchmarks/charlm.py`` trains torch's own transformer layers through it too.
 :func:`train_lm` is the whole command; :func:`sample` reads a saved run back.
@@ -70,7 +73,9 @@ from kfw.dl.lm.loop import (
 )
 from kfw.dl.lm.runs import (
     CHECKPOINT,
+    Parent,
     build_model,
+    find_parent,
     find_run,
     gpt_config,
     load_model,
@@ -96,6 +101,7 @@ __all__ = [
     "GPT2Mini",
     "LMCallback",
     "LMConfig",
+    "Parent",
     "Runtime",
     "TokenStream",
     "TrainResult",
@@ -105,6 +111,7 @@ __all__ = [
     "count",
     "describe",
     "evaluate",
+    "find_parent",
     "find_run",
     "fit_tokenizer",
     "fixed_starts",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from kfw.dl.lm.data import TRAIN_FRACTION, check_length, fit_tokenizer, read_tex
 from kfw.dl.lm.loop import load_checkpoint, train
 from kfw.dl.lm.shards import token_streams
 from kfw.dl.tokenize import tokenizer_from_dict
-from kfw.errors import ConfigError, KfwError
+from kfw.dl.weights import file_sha256, load_weights, read_state_dict
+from kfw.errors import ConfigError, DataError, KfwError
 from kfw.pipeline.mirror import Mirror
 from kfw.progress import NULL, Callback
 
@@ -72,12 +74,18 @@ def train_lm(
     runtime: Runtime | None = None,
     callback: Callback = NULL,
     wandb: bool = True,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
     """``kfw lm train``: train (or resume), save the run in the store, mirror it to W&B.
 
     The partial run lives in ``runs/lm-<stem>/.partial/<key>/checkpoint.pt`` where the key
     hashes the corpus bytes, the resolved config, the seed and the runtime switches that
     change the numbers; the same command finds it and continues. Returns the run record.
+
+    ``init`` fine-tunes: the model starts from the weights of an earlier run (its id or
+    folder) or of a file (:func:`kfw.dl.weights.read_state_dict`), see :func:`find_parent`.
+    The parent's bytes (their SHA-256) join the key, and the record keeps ``parent`` (the run
+    id, or the file's path) and ``parent_sha256``.
     """
 
     cfg.check()
@@ -85,7 +93,10 @@ def train_lm(
     text, sha = read_text(corpus)
     slug = slug_for(corpus)
     store = RunStore(kfw_home, slug)
+    parent = find_parent(init, kfw_home, cfg, text) if init is not None else None
     key_src = {"corpus": sha, "config": asdict(cfg), "seed": seed, "runtime": rt.key()}
+    if parent is not None:  # a run from scratch keeps the key it always had
+        key_src["init"] = parent.sha256
     key = config_key(key_src)
     partial = store.root / ".partial" / key
     ckpt = partial / CHECKPOINT
@@ -99,6 +110,8 @@ def train_lm(
             )
         saved_tok = tokenizer_from_dict(tok_dict)
         callback.info(f"resuming from {ckpt} (step {state['iter']})")
+    elif parent is not None:
+        saved_tok = parent.tokenizer
     set_threads(rt)
     tokenizer = saved_tok or fit_tokenizer(text, cfg)
     vocab = cfg.model_vocab(tokenizer.vocab_size)  # a too-small vocab_size fails here
@@ -109,6 +122,10 @@ def train_lm(
     n_tokens = len(train_ids) + len(val_ids)
     torch.manual_seed(seed)
     model = build_model(cfg, tokenizer.vocab_size, fused=rt.fused)
+    if parent is not None:  # checked before anything is written: a mismatch leaves no trace
+        parent.check_config(gpt_config(cfg, tokenizer.vocab_size))
+        load_weights(model, parent.state, parent.source)
+        callback.info(f"initialised from {parent.source}")
     n_params = _count(model)  # every parameter, the tied embedding once
     switches = [
         s for s, on in (("bf16", rt.amp), ("compiled", rt.compile), ("sdpa", rt.fused)) if on
@@ -159,6 +176,8 @@ def train_lm(
         "mfu": result.mfu,
         "peak": result.peak,
         "resumed_from": result.resumed_from,
+        "parent": parent.name if parent is not None else None,
+        "parent_sha256": parent.sha256 if parent is not None else None,
     }
     env = environment()
     record["git_commit"] = env.pop("git_commit")
@@ -174,6 +193,98 @@ def train_lm(
         partial.rmdir()
         partial.parent.rmdir()  # .partial/ itself, when no other run is in progress
     return Mirror(kfw_home, enabled=wandb)(record, run_dir, callback)
+
+
+@dataclass
+class Parent:
+    """The weights a fine-tune starts from, and where they came from.
+
+    Attributes
+    ----------
+    name : str
+        The parent run's id, or the weight file's absolute path.
+    source : str
+        How error messages name it (``parent run ID`` or ``weights PATH``).
+    sha256 : str
+        Of the parent run's ``model.pt``, or of the file.
+    state : dict
+        The state dict.
+    tokenizer : Tokenizer or None
+        The parent run's tokenizer (None for a bare weight file).
+    gpt : dict or None
+        The parent run's GPT config (None for a bare weight file).
+    """
+
+    name: str
+    source: str
+    sha256: str
+    state: dict[str, torch.Tensor]
+    tokenizer: Any = None
+    gpt: dict[str, Any] | None = None
+
+    def check_config(self, gcfg: Any) -> None:
+        """:class:`ConfigError` on the first architecture field where the parent run differs.
+
+        The tensors' shapes miss some of them (``n_head`` reshapes nothing), so a parent run's
+        saved config is compared too; dropout and the fused kernel change no weight.
+        """
+        if self.gpt is None:
+            return
+        for field, value in asdict(gcfg).items():
+            if field in ("dropout", "fused") or field not in self.gpt:
+                continue
+            if self.gpt[field] != value:
+                raise ConfigError(
+                    f"{self.source} is of another architecture: {field} {self.gpt[field]!r} "
+                    f"there, {value!r} here"
+                )
+
+
+def find_parent(init: str | Path, kfw_home: Path, cfg: LMConfig, text: str) -> Parent:
+    """The :class:`Parent` behind ``--init``: a run id, a run folder, or a weight file.
+
+    A parent run brings its tokenizer, and the fine-tune corpus is encoded with it (its ids are
+    the embedding's rows): the tokenizer kind must be the configured one, and with characters,
+    a character of the corpus that the parent never saw is refused in one line (no id means
+    no embedding to start from). A bare file (``.pt`` state dict or ``.safetensors``) brings
+    weights only: the corpus's own tokenizer is built, and the file's embedding must have its
+    vocabulary size; the shapes are checked when the model is built. A run's ``model.pt``
+    given as a file is read as its run.
+    """
+    path = Path(init)
+    if path.name == "model.pt" and (path.parent / "run.json").is_file():
+        path = path.parent
+    if path.is_file():
+        return Parent(
+            str(path.resolve()), f"weights {path}", file_sha256(path), read_state_dict(path)
+        )
+    run_dir = find_run(str(init), kfw_home)
+    model_pt = run_dir / "model.pt"
+    saved = load_checkpoint(model_pt)
+    try:
+        run_id = json.loads((run_dir / "run.json").read_text())["id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        run_id = run_dir.name
+    source = f"parent run {run_id}"
+    try:
+        tokenizer = tokenizer_from_dict(saved["tokenizer"])
+        state, gpt = dict(saved["model"]), dict(saved["gpt_config"])
+    except (KeyError, TypeError, ValueError):
+        raise KfwError(f"{model_pt} is not a kfw lm model (model, gpt_config, tokenizer)") from None
+    if tokenizer.kind != cfg.tokenizer:
+        raise ConfigError(
+            f"{source} has a {tokenizer.kind} tokenizer, this run a {cfg.tokenizer} one "
+            f"(--tokenizer {tokenizer.kind})"
+        )
+    if tokenizer.kind == "char":
+        unknown = sorted(set(text) - set(tokenizer.chars))
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            raise DataError(
+                f"the corpus has {len(unknown)} character(s) the vocabulary of {source} lacks: "
+                f"{shown} (a fine-tune encodes with its parent's characters)"
+            )
+    return Parent(run_id, source, file_sha256(model_pt), state, tokenizer, gpt)
 
 
 def _count(model: nn.Module) -> int:
