@@ -17,7 +17,7 @@ The score is exact match on the held-out part: the decoded string equals the ans
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ __all__ = [
     "build",
     "exact_match",
     "gpt_for_budget",
+    "gpt_generate",
+    "gpt_stepper",
     "train_seq",
 ]
 
@@ -297,6 +299,23 @@ def decode(
     return out
 
 
+def gpt_stepper(model: GPT, prefix: Tensor, k: int = 1) -> Callable[[Tensor], Tensor]:
+    """The ``step`` function of :func:`kfw.dl.seq2seq.beam_search` for the GPT.
+
+    ``prefix (B, S)`` holds sources of one length; ``k`` rows each. A step's ``seqs (B*k, t)``
+    (``<sep>`` and the tokens so far) is appended to the source and the whole sequence is run
+    again.
+    """
+    src = prefix.repeat_interleave(k, 0)  # (B*k, S)
+
+    def step(seqs: Tensor) -> Tensor:
+        logits, _ = model(torch.cat((src, seqs), dim=1))
+        return F.log_softmax(logits[:, -1].float(), dim=-1)
+
+    return step
+
+
+@torch.no_grad()
 def gpt_generate(
     model: GPT, prefix: Tensor, max_new_tokens: int, beam: int = 1, length_penalty: float = 0.0
 ) -> tuple[Tensor, Tensor]:
@@ -305,17 +324,11 @@ def gpt_generate(
     ``prefix (B, S)`` holds sources of one length. Returns tokens and scores as
     :func:`kfw.dl.seq2seq.beam_search`.
     """
-    src = prefix.repeat_interleave(beam, 0)  # (B*k, S)
-
-    def step(seqs: Tensor) -> Tensor:  # seqs (B*k, t): <sep> and the tokens so far
-        logits, _ = model(torch.cat((src, seqs), dim=1))
-        return F.log_softmax(logits[:, -1].float(), dim=-1)
-
-    start = torch.full((prefix.size(0), 1), SEP, dtype=torch.long)
-    with torch.no_grad():
-        if beam == 1:
-            return greedy_search(step, start, max_new_tokens, EOS, PAD)
-        return beam_search(step, start, beam, max_new_tokens, EOS, PAD, length_penalty)
+    start = torch.full((prefix.size(0), 1), SEP, dtype=torch.long, device=prefix.device)
+    step = gpt_stepper(model, prefix, beam)
+    if beam == 1:
+        return greedy_search(step, start, max_new_tokens, EOS, PAD)
+    return beam_search(step, start, beam, max_new_tokens, EOS, PAD, length_penalty)
 
 
 def exact_match(
