@@ -25,11 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kfw.dl.device import cpu_threads
 from kfw.dl.gpt import GPT, GPTConfig
 from kfw.dl.lm.config import LMConfig
 from kfw.dl.lm.loop import lr_at, make_optimizer
 from kfw.dl.seq2seq import Seq2Seq, Seq2SeqConfig, beam_search, greedy_search
-from kfw.dl.seqtasks import BOS, EOS, PAD, SEP, Split, Vocab
+from kfw.dl.seqtasks import BOS, EOS, PAD, SEP, Split, Vocab, make_split, task_vocab
 from kfw.errors import ConfigError
 from kfw.progress import NULL, Callback
 
@@ -38,10 +39,15 @@ __all__ = [
     "SeqResult",
     "SeqTraining",
     "build",
+    "decode",
+    "encdec_batch",
     "exact_match",
+    "gpt_batch",
     "gpt_for_budget",
     "gpt_generate",
     "gpt_stepper",
+    "n_params",
+    "run_task",
     "train_seq",
 ]
 
@@ -340,3 +346,62 @@ def exact_match(
     longest = max(len(t) for _, t in pairs) + 1  # the answer and <eos>
     got = decode(model, [s for s, _ in pairs], vocab, longest, beam, **kw)
     return sum(g == t for g, (_, t) in zip(got, pairs, strict=True)) / len(pairs)
+
+
+def run_task(
+    task: str,
+    arch: str = "encdec",
+    steps: int = 2000,
+    beam: int = 1,
+    seed: int = 0,
+    n_train: int = 20000,
+    n_test: int = 1000,
+    threads: int | None = None,
+    callback: Callback = NULL,
+) -> dict[str, Any]:
+    """Train ``arch`` on a task of :data:`kfw.dl.seqtasks.TASKS` and score it on held-out keys.
+
+    Parameters
+    ----------
+    task : str
+        ``"reverse"``, ``"add"`` or ``"dates"``.
+    arch : str
+        ``"encdec"`` or ``"gpt"``.
+    steps : int
+        Optimiser steps (the other settings are :class:`SeqTraining`'s defaults).
+    beam : int
+        Beam width of the second score (1: greedy only).
+    seed : int
+        Seeds the split, the weights and the batches.
+    n_train, n_test : int
+        Sizes of the split.
+    threads : int, optional
+        torch's CPU threads during the run (None: as set).
+    callback : Callback
+        Training progress (see :func:`train_seq`).
+
+    Returns
+    -------
+    dict
+        ``task``, ``arch``, ``n_params``, ``steps``, ``seconds`` (training), ``greedy`` and,
+        with ``beam > 1``, ``beam`` (held-out exact match, in [0, 1]).
+    """
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+    if beam < 1:
+        raise ConfigError(f"beam width must be >= 1, got {beam}")
+    vocab = task_vocab(task)
+    split = make_split(task, n_train, n_test, seed=seed)
+    with cpu_threads(torch.device("cpu"), threads):
+        result = train_seq(arch, split, vocab, SeqTraining(steps=steps), seed, callback)
+        out = {
+            "task": task,
+            "arch": arch,
+            "n_params": result.n_params,
+            "steps": result.steps,
+            "seconds": result.seconds,
+            "greedy": exact_match(result.model, split.test, vocab),
+        }
+        if beam > 1:
+            out["beam"] = exact_match(result.model, split.test, vocab, beam=beam)
+    return out

@@ -8,7 +8,10 @@ import math
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from kfw.cli import main
+from kfw.cli.app import app
 from kfw.dl.seq2seq import Seq2Seq, Seq2SeqConfig, beam_search, greedy_search
 from kfw.dl.seqtasks import (
     BOS,
@@ -35,6 +38,7 @@ from kfw.dl.seqtrain import (
 from kfw.errors import ConfigError
 
 torch.set_num_threads(1)
+runner = CliRunner()
 
 V = 12
 MASK_TOL = 1e-6  # logits of a padded source against the unpadded one (float32)
@@ -269,3 +273,15 @@ def test_the_encoder_decoder_reverses_held_out_strings_exactly():
     assert result.losses[-1] < result.losses[0] / 20
     assert exact_match(result.model, split.test, vocab) >= EXACT_MATCH
     assert exact_match(result.model, split.test, vocab, beam=3) >= EXACT_MATCH
+
+
+def test_the_cli_prints_held_out_exact_match_and_refuses_an_unknown_task(capsys):
+    result = runner.invoke(app, ["lm", "seq2seq", "--task", "reverse", "--steps", "3", "--beam", "2", "--threads", "1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "reverse · encdec · held-out exact match: greedy" in result.output
+    assert "beam 2" in result.output
+    with pytest.raises(SystemExit) as exc:
+        main(["lm", "seq2seq", "--task", "sort"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 1 and out == ""
+    assert len(err.splitlines()) == 1 and "unknown task 'sort'" in err
