@@ -33,7 +33,7 @@ paired by fold.
     PYTHONPATH=. python benchmarks/transfer.py [--part text|vision|both] [--scale cpu|full|smoke]
         [--out docs] [--threads 1] [--corpus TXT] [--dr-zip ZIP] [--fashion DIR]
 
-Writes ``OUT/transfer-learning.md`` from ``OUT/img/transfer-{text,vision}.json`` (whichever
+Writes ``OUT/transfer-learning.md`` from ``OUT/data/transfer-{text,vision}.json`` (whichever
 exist, so the parts can run apart) and the figures ``OUT/img/transfer-*.png``.
 """
 
@@ -397,8 +397,10 @@ def vision_figure(res: dict, stats: dict, path: Path) -> None:
 
 def write_doc(out: Path, argv: str) -> Path:
     img = out / "img"
-    text = json.loads((img / "transfer-text.json").read_text()) if (img / "transfer-text.json").is_file() else None  # fmt: skip
-    vision = json.loads((img / "transfer-vision.json").read_text()) if (img / "transfer-vision.json").is_file() else None  # fmt: skip
+    img.mkdir(parents=True, exist_ok=True)
+    data = out / "data"
+    text = json.loads((data / "transfer-text.json").read_text()) if (data / "transfer-text.json").is_file() else None  # fmt: skip
+    vision = json.loads((data / "transfer-vision.json").read_text()) if (data / "transfer-vision.json").is_file() else None  # fmt: skip
     lines = [
         "# Transfer learning and fine-tuning",
         "",
@@ -529,8 +531,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     os.environ["WANDB_MODE"] = "disabled"
-    img = args.out / "img"
-    img.mkdir(parents=True, exist_ok=True)
+    data = args.out / "data"
+    data.mkdir(parents=True, exist_ok=True)
     if not args.doc_only:
         with tempfile.TemporaryDirectory() as tmp:
             home, work = Path(tmp) / "home", Path(tmp)
@@ -538,10 +540,10 @@ def main() -> None:
             scale = SCALES[args.scale]
             if args.part in ("text", "both"):
                 res = run_text(scale["text"], home, work, args)
-                (img / "transfer-text.json").write_text(json.dumps(res, indent=1) + "\n")
+                (data / "transfer-text.json").write_text(json.dumps(res, indent=1) + "\n")
             if args.part in ("vision", "both"):
                 res = run_vision(scale["vision"], home, work, args)
-                (img / "transfer-vision.json").write_text(json.dumps(res, indent=1) + "\n")
+                (data / "transfer-vision.json").write_text(json.dumps(res, indent=1) + "\n")
     # the parts may run apart (--part text, --part vision): the doc shows them as one command
     argv = f"--scale {args.scale} --threads {args.threads} --seed {args.seed}"
     print(f"wrote {write_doc(args.out, argv)}")

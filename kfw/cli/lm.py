@@ -2,7 +2,11 @@
 
 ``kfw lm train CORPUS`` trains, resumes after an interruption when run again with the same
 arguments, saves the run under ``runs/lm-<corpus stem>/`` and prints the final validation
-loss and the run id last; ``--init RUN_OR_FILE`` fine-tunes from an earlier run or a file. ``kfw lm sample RUN`` prints text from a saved run.
+loss and the run id last; ``--init RUN_OR_FILE`` fine-tunes from an earlier run or a file.
+``kfw lm sample RUN`` prints text from a saved run. ``kfw lm info`` prints a preset's size and
+memory without building it. ``kfw lm seq2seq --task reverse|add|dates`` trains an
+encoder-decoder (or, ``--arch gpt``, the decoder-only GPT) on a generated task and prints its
+held-out exact match.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ if TYPE_CHECKING:
     from kfw.progress import Callback
 
 app = typer.Typer(
-    help="A GPT language model on a text corpus: train (resumable), sample.",
+    help="A GPT language model on a text corpus: train (resumable), sample; seq2seq tasks.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -243,3 +247,26 @@ def _progress() -> Callback:
                 self._progress = None
 
     return Bar()
+
+
+@app.command("seq2seq")
+def seq2seq(
+    task: Annotated[str, typer.Option(help="reverse, add or dates.", show_default=False)],
+    arch: Annotated[str, typer.Option(help="encdec or gpt (the input as a prefix).")] = "encdec",
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2000,
+    beam: Annotated[int, typer.Option(help="Beam width of a second score (1: greedy only).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seeds the split, the weights and the batches.")] = 0,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads (default: torch's).", show_default=False)
+    ] = None,
+) -> None:
+    """Train a sequence-to-sequence model on a generated task; print held-out exact match."""
+    from kfw.dl.seqtrain import run_task
+
+    r = run_task(task, arch, steps=steps, beam=beam, seed=seed, threads=threads)
+    beam_part = f" · beam {beam} {100 * r['beam']:.1f}%" if "beam" in r else ""
+    console().print(
+        f"{task} · {arch} · held-out exact match: greedy {100 * r['greedy']:.1f}%{beam_part} · "
+        f"{r['n_params']:,} parameters · {r['steps']:,} steps in {r['seconds']:.0f} s",
+        highlight=False,
+    )
