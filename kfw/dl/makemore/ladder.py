@@ -296,6 +296,8 @@ def _neural(
     trace = _fit(net, batch, settings["steps"], settings["lr"], seed, callback)
     nll = {n: evaluate(net, *xy) for n, xy in data.items()}
     net.eval()
-    words = sample_words(next_logits, vocab, samples, start, seed, min(MAX_SAMPLE_LEN, block))
+    # the GPT's learned positions end at its block size; a window model slides on for ever
+    max_len = min(MAX_SAMPLE_LEN, block) if model == "gpt" else MAX_SAMPLE_LEN
+    words = sample_words(next_logits, vocab, samples, start, seed, max_len)
     return Result(model, nll["val"], nll["test"], nll["train"], num_params(net), words, 0.0,
                   settings, trace)  # fmt: skip

@@ -30,6 +30,7 @@ from kfw.dl.makemore import (
     padded_rows,
     pseudo_count_loss,
     run,
+    sample_words,
     split_words,
     windows,
 )
@@ -257,3 +258,15 @@ def test_init_statistics_show_the_fixes(words: list[str]) -> None:
     assert fading == sorted(fading, reverse=True)  # without tanh's gain the signal fades
     fig = figure(list(stats.values()), "gradients")
     assert len(fig.axes) == len(SETUPS)
+
+
+def test_sampling_stops_at_the_end_token_or_the_length_cap() -> None:
+    vocab = Vocab.of(["ab"])
+    always_a = lambda h: torch.tensor([[0.0, 50.0, 0.0]]).expand(len(h), 3)  # noqa: E731
+    assert sample_words(always_a, vocab, 2, start=3, max_len=12) == ["a" * 12] * 2
+
+    def a_then_end(h: torch.Tensor) -> torch.Tensor:  # "a" twice, then the end
+        end = float(h.size(1) > 4)
+        return torch.tensor([[50.0 * end, 50.0 * (1 - end), 0.0]]).expand(len(h), 3)
+
+    assert sample_words(a_then_end, vocab, 1, start=3) == ["aa"]
