@@ -6,7 +6,8 @@ loss and the run id last; ``--init RUN_OR_FILE`` fine-tunes from an earlier run 
 ``kfw lm sample RUN`` prints text from a saved run. ``kfw lm info`` prints a preset's size and
 memory without building it. ``kfw lm seq2seq --task reverse|add|dates`` trains an
 encoder-decoder (or, ``--arch gpt``, the decoder-only GPT) on a generated task and prints its
-held-out exact match.
+held-out exact match. ``kfw lm makemore --model NAME`` fits one rung of makemore's ladder on a
+word list (:mod:`kfw.dl.makemore`) and prints its validation loss, parameter count and samples.
 """
 
 from __future__ import annotations
@@ -270,3 +271,35 @@ def seq2seq(
         f"{r['n_params']:,} parameters · {r['steps']:,} steps in {r['seconds']:.0f} s",
         highlight=False,
     )
+
+
+@app.command("makemore")
+def makemore(
+    model: Annotated[
+        str, typer.Option(help="bigram, bigram-net, mlp, wavenet or gpt.", show_default=False)
+    ],
+    words: Annotated[
+        Path | None,
+        typer.Option(
+            help="A word list, one per line (default: /usr/share/dict/american-english).",
+            show_default=False,
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Optimiser steps (default: the model's).", show_default=False)
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the split, weights, batches, samples.")] = 0,
+    samples: Annotated[int, typer.Option(help="Words to sample.")] = 10,
+) -> None:
+    """One rung of makemore's ladder on a word list: validation loss, parameters, samples."""
+    from kfw.dl.makemore import WORDS, check_model, load_words, run
+
+    check_model(model)  # before reading a word list
+    result = run(model, load_words(words or WORDS), steps=steps, seed=seed, samples=samples)
+    console().print(
+        f"{result.model}: val loss {result.val_loss:.4f} nats/char · {result.n_params:,} "
+        f"parameters · {result.seconds:.1f} s",
+        highlight=False,
+    )
+    for word in result.samples:
+        console().print(word, markup=False, highlight=False)
