@@ -192,6 +192,50 @@ def sample(
     console().print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+class _StepBar(RichProgress):
+    """A bar over optimiser steps fed by ``log({"loss", "steps"}, step)``; lines when piped."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self._name = label
+        self._bar: Any = None
+        self._id: Any = None
+
+    def __enter__(self) -> _StepBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        total, loss = metrics.get("steps"), metrics.get("loss")
+        if total is None or step is None:
+            return
+        if not console_err().is_terminal:
+            if step % 1000 == 0 or step == total:
+                console_err().print(
+                    f"{self._name} step {step}/{total}: loss {loss:.4f}", highlight=False
+                )
+            return
+        if self._bar is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn(f"[bold]{self._name}"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), TextColumn("{task.fields[loss]}"), console=console_err(), transient=True,
+            )  # fmt: skip
+            self._bar.start()
+            self._id = self._bar.add_task(self._name, total=total, loss="")
+        self._bar.update(self._id, completed=step, loss=f"loss {loss:.4f}")
+
+
 def _progress() -> Callback:
     """The training bar: step, loss, tokens/s and the last evaluation (lines when piped)."""
     from kfw.dl.lm import LMCallback
@@ -295,7 +339,9 @@ def makemore(
     from kfw.dl.makemore import WORDS, check_model, load_words, run
 
     check_model(model)  # before reading a word list
-    result = run(model, load_words(words or WORDS), steps=steps, seed=seed, samples=samples)
+    listed = load_words(words or WORDS)
+    with _StepBar(model) as bar:
+        result = run(model, listed, steps=steps, seed=seed, samples=samples, callback=bar)
     console().print(
         f"{result.model}: val loss {result.val_loss:.4f} nats/char · {result.n_params:,} "
         f"parameters · {result.seconds:.1f} s",

@@ -163,8 +163,8 @@ def _fit(
         loss.backward()
         opt.step()
         losses.append(loss.item())
-        if callback is not None and (step % 500 == 0 or step == steps - 1):
-            callback.log({"loss": losses[-1]}, step=step)
+        if callback is not None and (step % 100 == 0 or step == steps - 1):
+            callback.log({"loss": losses[-1], "steps": steps}, step=step + 1)
     return losses
 
 
@@ -194,7 +194,8 @@ def run(
     samples : int
         Words to sample.
     callback : kfw.progress.Callback, optional
-        Receives ``log({"loss": ...}, step)`` every 500 steps.
+        Receives ``log({"loss": ..., "steps": total}, step)`` every 100 steps and after the
+        last (``step`` counts the steps done).
     **overrides
         Any setting of :data:`DEFAULTS` for this model.
 
