@@ -113,7 +113,8 @@ def passive_openmp() -> None:
     each other; beside any other busy process on a small machine that turns a 2-thread fit
     into a 7x slower one (measured: 15.8 s against 2.3 s on 2 cores with one busy process).
     It only takes effect before the OpenMP runtime is loaded, hence here, before any model
-    library is imported.
+    library is imported. The torch-only commands (``kfw lm``, ``kfw rl``, ``kfw repro``) skip
+    it (``kfw.cli.TORCH_ONLY``): their small kernels pay for every wake-up of a sleeping thread.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -438,3 +438,26 @@ def test_stopping_on_the_scored_folds_is_labelled_and_never_submitted_by_default
     assert f"left out, optimistic CV: {runs[1]['id']}" in result.stdout
     bad = _invoke(home, "cv", "synth", "--early-stopping", "sometimes")
     assert bad.exit_code != 0 and "'sometimes' is not one of 'inner'" in str(bad.exception)
+
+
+@pytest.mark.parametrize(
+    ("args", "passive"),
+    [
+        (["lm", "info", "--preset", "cpu"], False),
+        (["--home", "lm", "lm", "info"], False),  # a home folder named like a command
+        (["--home", "rl", "--help"], True),
+        (["--help"], True),
+    ],
+)
+def test_torch_only_commands_keep_openmp_spinning(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], passive: bool
+) -> None:
+    # LightGBM and XGBoost want OMP_WAIT_POLICY=PASSIVE beside busy processes; the torch-only
+    # groups (lm, rl, repro) run many small kernels that each wake sleeping threads
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 0
+    assert ("OMP_WAIT_POLICY" in os.environ) is passive
+    if passive:
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
