@@ -11,7 +11,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -54,17 +53,6 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~8,000 characters of words from a small lexicon: enough structure to learn quickly."""
-    rng = np.random.default_rng(0)
-    words = ["the", "king", "queen", "shall", "speak", "my", "lord", "and", "thou", "art"]
-    lines = [" ".join(rng.choice(words, size=8)).capitalize() + "." for _ in range(200)]
-    path = tmp_path_factory.mktemp("corpus") / "words.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def _train(corpus: Path, home: Path, callback: LMCallback | None = None, **kw):

@@ -44,16 +44,6 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    words = ["the", "king", "queen", "shall", "speak", "my", "lord", "and", "thou", "art"]
-    lines = [" ".join(rng.choice(words, size=8)).capitalize() + "." for _ in range(300)]
-    path = tmp_path_factory.mktemp("corpus") / "words.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 # ---------------------------------------------------------------------------------------------
 # the GPT-2 preset
 
