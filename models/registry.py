@@ -4,7 +4,12 @@ Each entry names the regressor and/or classifier class and the Optuna search spa
 ``kfw tune`` samples, both living beside the wrapper in ``models/``.
 """
 
-from kfw.core.registry import ModelEntry, register, register_resampler
+from kfw.core.registry import (
+    ModelEntry,
+    register,
+    register_resampler,
+    register_target_wrapper,
+)
 
 # name, description, regressor, classifier, search space, complexity (see kfw.core.registry)
 _ENTRIES = [
@@ -172,3 +177,4 @@ register(
 
 # resample / resample_ratio / class_weight on any classifier (models/_resample.py)
 register_resampler("models._resample:Resampled")
+register_target_wrapper("models._target:TransformedTarget")

@@ -50,6 +50,10 @@ _loaded = False
 # applied by a wrapper ("module:Class", set by the plugin, see models/_resample.py)
 RESAMPLE_PARAMS = {"resample": "method", "resample_ratio": "ratio", "class_weight": "class_weight"}
 _resampler: list[str] = []
+# kfw's own parameter of any regressor: fit on a transform of the target, predict in its units
+# (a wrapper "module:Class", set by the plugin, see models/_target.py)
+TARGET_PARAM = "target_transform"
+_target_wrapper: list[str] = []
 
 
 def _load_plugins() -> None:
@@ -74,6 +78,11 @@ def register(entry: ModelEntry) -> None:
 def register_resampler(path: str) -> None:
     """The wrapper class (``"module:Class"``) that ``resample`` / ``class_weight`` build."""
     _resampler[:] = [path]
+
+
+def register_target_wrapper(path: str) -> None:
+    """The wrapper class (``"module:Class"``) that ``target_transform`` builds."""
+    _target_wrapper[:] = [path]
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -132,7 +141,9 @@ def make_estimator(
     them itself. ``resample`` ("under", "over", "smote"), ``resample_ratio`` and
     ``class_weight`` ("balanced"), on any classifier, are kfw's: the built estimator is wrapped
     in the resampler (``models._resample.Resampled``), which touches the training rows of
-    each fit only.
+    each fit only. ``target_transform`` ("log1p", "boxcox", "yeo-johnson"), on any
+    regressor, wraps it in ``models._target.TransformedTarget``: fitted on the transformed
+    target of each fit's training rows, predicting in the target's own units.
 
     Raises
     ------
@@ -148,18 +159,24 @@ def make_estimator(
             f"model {name!r}: {', '.join(k for k in RESAMPLE_PARAMS if k in params)}: resampling "
             "and class weights are for classification, and this task is regression"
         )
+    transform = given.pop(TARGET_PARAM, None)
+    if transform is not None and task != "regression":
+        raise ConfigError(
+            f"model {name!r}: {TARGET_PARAM} transforms a regression target, and this task is {task}"
+        )
     estimator = _build(name, cls, given, random_state, n_jobs)
     if wrap:
-        estimator = _resampled(name, estimator, wrap, random_state)
+        estimator = _wrapped(name, _resampler, estimator, random_state=random_state, **wrap)
+    if transform is not None:
+        estimator = _wrapped(name, _target_wrapper, estimator, method=transform)
     return estimator
 
 
-def _resampled(name: str, estimator: Any, wrap: dict[str, Any], random_state: int) -> Any:
+def _wrapped(name: str, path: list[str], estimator: Any, **options: Any) -> Any:
+    """``estimator`` inside the wrapper class registered at ``path``, its settings checked."""
     _load_plugins()
-    module, cls = _resampler[0].split(":")
-    wrapper = getattr(importlib.import_module(module), cls)(
-        estimator, random_state=random_state, **wrap
-    )
+    module, cls = path[0].split(":")
+    wrapper = getattr(importlib.import_module(module), cls)(estimator, **options)
     try:
         wrapper.check()
     except ValueError as exc:
