@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
+from kfw.core import budget
 from models._tabular import (
     RoundsModel,
     WeightedModel,
@@ -16,6 +17,16 @@ from models._tabular import (
 )
 
 _OWN = ("early_stopping_rounds",)
+
+
+class _Budget:
+    """A CatBoost callback that stops boosting once the time budget has passed."""
+
+    cut = False
+
+    def after_iteration(self, info: Any) -> bool:
+        self.cut = budget.expired()
+        return not self.cut  # False stops training
 
 
 def _as_catboost_frame(X: Any, cat_cols: list[str]) -> Any:
@@ -88,8 +99,12 @@ class _Cat(WeightedModel, RoundsModel):
                 early_stopping_rounds=self.early_stopping_rounds,
                 use_best_model=True,
             )
+        watch = _Budget() if budget.deadline() is not None else None
+        if watch is not None:
+            fit_kwargs["callbacks"] = [watch]
         frame = _as_catboost_frame(X, self.cat_features_)
         model.fit(frame, y, sample_weight=sample_weight, **fit_kwargs)
+        self.out_of_time_ = bool(watch is not None and watch.cut)
         best = model.get_best_iteration() if fit_kwargs else None
         # rounds kept by early stopping; None when it was off (all rounds used)
         self.best_iteration_ = int(best) + 1 if best is not None else None

@@ -8,8 +8,11 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.pipeline import make_pipeline
 
+from kfw.core import budget
 from models._design import design
 from models._tabular import WeightedModel, final_step_weights
+
+GROW = 25  # trees added at a time under a time budget (kfw.core.budget)
 
 
 class _Forest(WeightedModel):
@@ -42,7 +45,20 @@ class _Forest(WeightedModel):
         forest = getattr(ensemble, kind)(**self.get_params())
         # trees need no scaling; numeric NaN goes to the trees' own missing-value handling
         pipe = make_pipeline(design(X, one_hot=False, scale=None), forest)
-        pipe.fit(X, y, **final_step_weights(pipe, sample_weight))
+        self.out_of_time_ = False
+        if budget.deadline() is None:
+            pipe.fit(X, y, **final_step_weights(pipe, sample_weight))
+        else:  # under a time budget: grown GROW trees at a time until it is spent
+            Xd = pipe[0].fit_transform(X, y)
+            total = forest.n_estimators
+            forest.set_params(warm_start=True)
+            for n in range(GROW, total + GROW, GROW):
+                forest.set_params(n_estimators=min(n, total))
+                forest.fit(Xd, y, sample_weight=sample_weight)
+                if budget.expired() and n < total:
+                    self.out_of_time_ = True
+                    break
+            forest.set_params(warm_start=False, n_estimators=total)
         self.feature_importances_ = forest.feature_importances_
         self.importance_names_ = pipe[0].get_feature_names_out()
         return pipe

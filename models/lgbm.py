@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
+from kfw.core import budget
 from models._tabular import RoundsModel, WeightedModel, library_params
 
 # kfw's own parameters, not LightGBM's
@@ -73,8 +74,19 @@ class _LGBM(WeightedModel, RoundsModel):
         cls = lgb.LGBMClassifier if self._is_classifier() else lgb.LGBMRegressor
         model = cls(**params)
         callbacks = []
-        if eval_set is not None and self.early_stopping_rounds:
+        stopping = eval_set is not None and bool(self.early_stopping_rounds)
+        if stopping:
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+        cut: list[int] = []  # the round the time budget stopped at (kfw.core.budget)
+        if budget.deadline() is not None:
+
+            def out_of_time(env: Any) -> None:
+                if budget.expired():
+                    cut.append(env.iteration)
+                    raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+            out_of_time.order = 40  # type: ignore[attr-defined]  # after early stopping's 30
+            callbacks.append(out_of_time)
         fit_kwargs: dict[str, Any] = {"callbacks": callbacks, "sample_weight": sample_weight}
         if eval_set is not None:
             # LightGBM 4.7 renamed eval_set to eval_X / eval_y
@@ -85,8 +97,9 @@ class _LGBM(WeightedModel, RoundsModel):
         model.fit(X, y, **fit_kwargs)
         # rounds kept by early stopping; None when it was off (all rounds used)
         self.best_iteration_ = (
-            int(model.best_iteration_) if callbacks and model.best_iteration_ else None
+            int(model.best_iteration_) if stopping and model.best_iteration_ else None
         )
+        self.out_of_time_ = bool(cut)
         self.feature_importances_ = model.booster_.feature_importance("gain")
         return model
 

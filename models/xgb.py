@@ -7,7 +7,27 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
+from kfw.core import budget
 from models._tabular import RoundsModel, WeightedModel, library_params
+
+
+class _Budget:
+    """An XGBoost training callback that stops boosting once the time budget has passed."""
+
+    cut = False
+
+    @classmethod
+    def make(cls) -> Any:
+        import xgboost as xgb
+
+        class Stop(xgb.callback.TrainingCallback):
+            cut = False
+
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                self.cut = budget.expired()
+                return self.cut  # True stops training
+
+        return Stop()
 
 
 class _XGB(WeightedModel, RoundsModel):
@@ -64,6 +84,9 @@ class _XGB(WeightedModel, RoundsModel):
         if eval_set is None or not self.early_stopping_rounds:
             params["early_stopping_rounds"] = None
         params.update(tree_method="hist", enable_categorical=True, verbosity=0)
+        watch = _Budget.make() if budget.deadline() is not None else None
+        if watch is not None:
+            params["callbacks"] = [watch]
         cls = xgb.XGBClassifier if self._is_classifier() else xgb.XGBRegressor
         model = cls(**params)
         model.fit(
@@ -77,6 +100,7 @@ class _XGB(WeightedModel, RoundsModel):
         # rounds kept by early stopping; None when it was off (all rounds used)
         self.best_iteration_ = int(model.best_iteration) + 1 if stopped else None
         self.feature_importances_ = model.feature_importances_
+        self.out_of_time_ = bool(watch is not None and watch.cut)
         return model
 
 

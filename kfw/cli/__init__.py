@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from kfw.core import budget
+
 # torch-only command groups: their many small kernels want OpenMP's default spin-wait (with
 # OMP_WAIT_POLICY=PASSIVE a bf16 GPT step on 2 cores took 140 ms instead of 99 ms), and they
 # load no LightGBM or XGBoost that a passive policy protects
@@ -28,6 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     Exit codes: 0 success, 1 an error in the input or set-up (one line; the traceback with
     ``--debug`` or ``KFW_DEBUG=1``), 2 a usage error, 3 the audit found a leak, 130 interrupted.
     """
+    with budget.command():  # `kfw cv --time-limit` counts from here, start-up included
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     import typer
     from rich.markup import escape
 

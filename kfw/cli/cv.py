@@ -31,6 +31,7 @@ from kfw.cli.common import (
     with_preset,
     with_threshold,
 )
+from kfw.core import budget
 
 if TYPE_CHECKING:
     from kfw.pipeline.context import Context
@@ -54,7 +55,11 @@ def cv(
     ] = False,
     no_wandb: NoWandb = False,
     time_limit: Annotated[
-        str | None, typer.Option(help="Start no further model after this long (30m, 2h, 900s).")
+        str | None,
+        typer.Option(
+            help="The whole command's budget (30m, 2h, 900s): shared out among the models, "
+            "each stopped at the end of its share; the ensemble is made of what finished."
+        ),
     ] = None,
     extra_train: Annotated[
         Path | None,
@@ -103,13 +108,16 @@ def cv(
             blend_runs=not no_blend,
             tuned=tuned,
             time_limit=limit,
+            started=budget.command_started(),
             callback=progress,
             executor=where,
         )
     last = records[-1]
     for r in records[:-1]:
+        cut = r.get("out_of_time_folds")
         console().print(
-            f"{r['label']:>12}  {r['metric']} {fmt_score(r['score'])}{_se(r)}  run {r['id']}",
+            f"{r['label']:>12}  {r['metric']} {fmt_score(r['score'])}{_se(r)}  run {r['id']}"
+            + (f"  ({cut} folds stopped at their share of the time limit)" if cut else ""),
             highlight=False,
         )
     for r in records:

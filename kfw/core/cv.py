@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.base import clone
 
+from kfw.core import budget
 from kfw.core.calibration import Calibrator
 from kfw.core.config import EarlyStopping
 from kfw.core.encoding import CategoricalAligner
@@ -80,6 +81,8 @@ class FoldResult:
     # with a parallel executor: the worker that fitted it and how long it waited for one
     worker: str | None = None
     queued_seconds: float | None = None
+    # ``kfw cv --time-limit``: the fit was stopped by its share of the time (kfw.core.budget)
+    out_of_time: bool = False
 
 
 @dataclass
@@ -161,6 +164,11 @@ class FoldStore:
         importance: Any,
     ) -> None:
         """Persist one finished fold."""
+
+
+# under a time budget, a refit on the whole training part (1.25x the inner fit's rows, for the
+# rounds it chose) runs only when the time left is at least this many times the inner fit's
+REFIT_ROOM = 1.3
 
 
 def _history(model: Any) -> list[dict[str, float]] | None:
@@ -286,6 +294,7 @@ class FoldFit:
     threshold: float | None = None  # tuned on an inner split (binary label metrics)
     calibrator: Calibrator | None = None  # fitted on an inner split; valid / test went through it
     raw_valid: np.ndarray | None = None  # the validation predictions before calibration
+    out_of_time: bool = False  # a fit was stopped by the time budget (kfw.core.budget)
 
 
 def _fit_on(
@@ -380,22 +389,33 @@ def fit_fold(
     held, held_pred = None, None
     if (mode == "inner" or wants_inner) and folds is None:
         raise ValueError("an inner split of the training part needs the folds (folds=...)")
+    cut = False  # a fit stopped by the time budget
     if mode == "inner":
         inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
+        inner_start = time.perf_counter()
         model, step, align = _fit_on(estimator, X, y_fit, inner, watch=held, **common)
+        cut = bool(getattr(model, "out_of_time_", False))
         rounds = getattr(model, "best_iteration_", None)
         history = _history(model)
         if wants_inner:
             held_pred = _predict_rows(model, step, align, X.iloc[held], task)
-        if early_stopping.refit and rounds:
+        # under a time budget the inner model predicts when the clock stopped it (it had no
+        # time to converge, a refit would only repeat its rounds) or no refit would fit in
+        # what is left: trained on the inner rows, it has still never seen the scored fold
+        left = budget.remaining()
+        room = left is None or left >= REFIT_ROOM * (time.perf_counter() - inner_start)
+        if early_stopping.refit and rounds and not cut and room:
             fixed = clone(estimator).set_params(**estimator.fixed_length(int(rounds)))
             model, step, align = _fit_on(fixed, X, y_fit, train, watch=None, **common)
             refit = True
+            cut = cut or bool(getattr(model, "out_of_time_", False))
     elif mode == "scored-fold":
         model, step, align = _fit_on(estimator, X, y_fit, train, watch=watch_valid, **common)
         rounds = getattr(model, "best_iteration_", None)
+        cut = bool(getattr(model, "out_of_time_", False))
     else:
         model, step, align = _fit_on(estimator, X, y_fit, train, watch=None, **common)
+        cut = bool(getattr(model, "out_of_time_", False))
     if wants_inner and held_pred is None:
         inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
         watch = held if mode != "off" else None  # a stopping model watches its inner rows
@@ -423,7 +443,7 @@ def fit_fold(
         valid_pred, test_pred, model, fit_seconds, time.perf_counter() - start, len(train),
         int(rounds) if rounds is not None else None, mode if rounds is not None else None, refit,
         history if history is not None else _history(model), threshold,
-        calibrator, raw_valid if calibrator is not None else None,
+        calibrator, raw_valid if calibrator is not None else None, cut,
     )  # fmt: skip
 
 
@@ -465,6 +485,8 @@ class _Loop:
     tuned: bool
     calibration: str
     callback: Callback | None  # in this process only: a worker's fits log nothing
+    deadline: float | None = None  # the run's end under ``--time-limit`` (kfw.core.budget)
+    slots: int = 1  # folds fitted at once
 
 
 def _fold_task(
@@ -473,7 +495,8 @@ def _fold_task(
     """One fold of the loop (on whichever worker): its record, predictions and importances."""
     estimator, index, threads = item
     split = next(itertools.islice(loop.folds.splits(), index, None))
-    with limit(threads) if threads is not None else contextlib.nullcontext():
+    at = budget.fold_deadline(loop.deadline, index, loop.folds.n_fits, loop.slots)
+    with limit(threads) if threads is not None else contextlib.nullcontext(), budget.until(at):
         fit = fit_fold(
             estimator, loop.X, loop.y_fit, split, task=loop.task, X_test=loop.X_test,
             features=loop.features, train_mask=loop.train_mask,
@@ -501,6 +524,7 @@ def _fold_task(
         calibration=None
         if fit.raw_valid is None
         else _calibration_report(fit, y_valid, fit.valid_pred),
+        out_of_time=fit.out_of_time,
     )
     return result, fit.valid_pred, fit.test_pred, _importance(fit.model)
 
@@ -612,7 +636,8 @@ def cross_validate(
         X, y, y_fit, X_test, features, train_mask, exclude,
         None if extra is None else (extra[0], _fit_target(extra[1], task, forward)),
         folds, metric, task, target_transform, early_stopping, tuned, calibration,
-        None if executor.parallel else callback,
+        None if executor.parallel else callback, budget.deadline(),
+        executor.slots if executor.parallel else 1,
     )  # fmt: skip
     todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
     if todo:

@@ -164,6 +164,8 @@ def identity(record: RunRecord) -> str:
         key["threshold_mode"] = record["threshold_mode"]
     if record.get("calibration", "none") != "none":
         key["calibration"] = record["calibration"]
+    if record.get("time_budget") is not None:  # a fit cut by the clock is not the full one's
+        key["time_budget"] = record["time_budget"]
     return config_key(key)
 
 

@@ -13,16 +13,75 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from kfw.core import budget
 from kfw.core.config import Competition, ModelSpec
 from kfw.core.cv import check_inner_splits, stops_early
 from kfw.core.executor import Executor
-from kfw.core.registry import make_estimator
+from kfw.core.metrics import get_metric
+from kfw.core.portfolio import seeded
+from kfw.core.registry import complexity, make_estimator
 from kfw.ensemble.stack import run_stack
 from kfw.errors import ConfigError
 from kfw.pipeline.context import Context
 from kfw.pipeline.runs import FittedModel, fit_model, run_model, save_model
 from kfw.pipeline.tuned import load_tuned
 from kfw.progress import NULL, Callback
+
+# under a time limit: no member starts with less than this fraction of the limit left
+MIN_START = 0.03
+
+
+def reserve(time_limit: float) -> float:
+    """Seconds kept back from the members for the ensemble, the submission and the writing."""
+    return min(0.03 * time_limit + 1.0, 60.0)
+
+
+def weight(name: str) -> float:
+    """A member's claim on the time (its model's complexity: 1 linear ... 5 networks)."""
+    return float(complexity(name))
+
+
+# repeated bagging starts a round only with at least this fraction of the limit left, and
+# stops after BAGS seeds of each member
+BAG_START = 0.05
+BAGS = 5
+
+
+def _bag(
+    ctx: Context,
+    members: list[ModelSpec],
+    records: list[dict[str, Any]],
+    members_end: float,
+    time_limit: float,
+    seed: int | None,
+    common: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Repeated bagging with the time the roster left: more seeds of its members.
+
+    Only a member whose fit a seed changes is bagged (:func:`kfw.core.portfolio.seeded`), the
+    best CV first; round ``k`` runs each as ``<label>-bag<k>`` with seed ``seed + k - 1`` on
+    the same folds, sharing what is left by weight, while at least :data:`BAG_START` of the
+    limit is, up to :data:`BAGS` seeds in all. Each bag is a run of its own, so the ensemble, fitted in the folds, weighs it.
+    """
+    sign = 1 if get_metric(ctx.spec.metric).greater_is_better else -1
+    by_label = {m.label: m for m in members}
+    pool = [by_label[r["label"]] for r in sorted(records, key=lambda r: -sign * r["score"])]
+    pool = [m for m in pool if seeded(m.name, m.params)]
+    base = ctx.spec.seed if seed is None else seed
+    bags: list[dict[str, Any]] = []
+    for k in range(2, BAGS + 1):
+        for i, m in enumerate(pool):
+            left = members_end - time.time()
+            if left < BAG_START * time_limit:
+                return bags
+            seconds = left * weight(m.name) / sum(weight(b.name) for b in pool[i:])
+            bag = ModelSpec(m.name, m.params, f"{m.label}-bag{k}")
+            note = {"bag_of": m.label, "time_budget": round(seconds, 1)}
+            with budget.until(time.time() + seconds):
+                bags.append(
+                    run_model(ctx, bag, annotations=note, **{**common, "seed": base + k - 1})
+                )
+    return bags
 
 
 def resolve_members(
@@ -67,16 +126,27 @@ def run_competition(
     blend_runs: bool = True,
     tuned: bool = False,
     time_limit: float | None = None,
+    started: float | None = None,
     callback: Callback = NULL,
     executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """Run the roster (or the named models) and, for several, the competition's ensemble.
 
     ``tuned`` runs each model with the best parameters ``kfw tune`` saved for it, labelled
-    ``<label>-tuned``. ``time_limit`` (seconds): once it has passed, no further member is
-    started (a member already running finishes), and the ensemble is made of what finished,
-    so a valid submission is always written. ``executor`` runs the folds
-    (:mod:`kfw.core.executor`); a parallel one runs several members at once.
+    ``<label>-tuned``. ``executor`` runs the folds (:mod:`kfw.core.executor`); a parallel one
+    runs several members at once.
+
+    ``time_limit`` (seconds, counted from ``started``, a ``time.time()``, default now): the
+    whole command's budget. A little is kept back for the ensemble and the writing
+    (:func:`reserve`); the rest is shared out in the roster's order, each member getting what
+    is left times its weight over the weights of the members still to run (:func:`weight`:
+    a linear model little, a boosted one more), so that time a member leaves flows to the next.
+    Inside a member each fold gets its share (:mod:`kfw.core.budget`) and a boosted model stops
+    at the end of it, keeping the rounds it has; the run records its budget and the folds cut.
+    A member is not started once less than :data:`MIN_START` of the limit is left; time the
+    whole roster leaves goes to repeated bagging (:func:`_bag`, one member after another
+    only: a parallel executor's members share the time as if they ran in turn). The ensemble
+    is made of what finished, so a valid submission is always written.
     """
 
     members, saved = resolve_members(
@@ -96,10 +166,21 @@ def run_competition(
         check_inner_splits(
             ctx.folds, d.X, y, ctx.spec.task, ctx.spec.early_stopping, d.exclude, d.train_mask
         )
-    started = time.time()
+    started = time.time() if started is None else started
+    members_end = None if time_limit is None else started + time_limit - reserve(time_limit)
+    weights = [weight(m.name) for m in members]
 
     def late() -> bool:
-        return time_limit is not None and time.time() - started > time_limit
+        return members_end is not None and members_end - time.time() < MIN_START * time_limit
+
+    def share(i: int) -> tuple[float | None, dict[str, Any]]:
+        """Member ``i``'s deadline and the annotation that records its budget."""
+        if members_end is None:
+            return None, notes.get(members[i].label) or {}
+        left = max(members_end - time.time(), 0.0)
+        seconds = left * weights[i] / sum(weights[i:])
+        note = {**(notes.get(members[i].label) or {}), "time_budget": round(seconds, 1)}
+        return time.time() + seconds, note
 
     common = dict(seed=seed, threads=threads, callback=callback, executor=executor)
     records: list[dict[str, Any]] = []
@@ -111,7 +192,9 @@ def run_competition(
         def fit(i: int) -> FittedModel | None:
             if i > 0 and late():
                 return None
-            return fit_model(ctx, members[i], annotations=notes.get(members[i].label), **common)
+            at, note = share(i)
+            with budget.until(at):
+                return fit_model(ctx, members[i], annotations=note, **common)
 
         pool = ThreadPoolExecutor(min(len(members), 2 * executor.slots))
         try:
@@ -127,8 +210,12 @@ def run_competition(
         for i, m in enumerate(members):
             if i > 0 and late():
                 break
-            records.append(run_model(ctx, m, annotations=notes.get(m.label), **common))
+            at, note = share(i)
+            with budget.until(at):
+                records.append(run_model(ctx, m, annotations=note, **common))
         skipped = [m.label for m in members[len(records) :]]
+        if members_end is not None and not skipped:
+            records += _bag(ctx, members, records, members_end, time_limit, seed, common)
     if skipped:
         callback.warning(f"time limit of {time_limit:.0f} s reached: {', '.join(skipped)} not run")
     ensemble = ctx.spec.ensemble

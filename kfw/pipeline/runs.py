@@ -201,6 +201,8 @@ def _scores(cv: CVResult) -> dict[str, Any]:
         "best_iterations": [f.best_iteration for f in cv.folds if f.best_iteration is not None],
         "seconds": cv.seconds,
         "resumed_folds": sum(f.restored for f in cv.folds),
+        # ``kfw cv --time-limit``: folds whose fit its share of the time stopped
+        "out_of_time_folds": sum(f.out_of_time for f in cv.folds),
         # tuned thresholds: the test set's, the OOF at 0.5, and the optimistic OOF-tuned one
         "threshold": cv.threshold,
         "score_at_default_threshold": cv.score_at_default,
