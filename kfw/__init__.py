@@ -10,7 +10,9 @@ imports only those above it in this list; ``tests/kfw/test_layout.py`` checks it
   hashed splits), ``metrics``, ``encoding`` (fold-local encoders), ``registry`` (model
   names), ``cv`` (the fold loop), ``executor`` (where its folds run: here, local
   processes or a Dask cluster), ``noise`` (standard errors, runs compared under noise, the
-  submission rule), ``runstore`` (the typed run record and the store).
+  submission rule), ``runstore`` (the typed run record and the store), ``budget`` (the
+  deadline ``--time-limit`` shares out), ``portfolio`` (the roster ``kfw new`` writes,
+  chosen across a suite by leave-one-data-set-out).
 - ``kaggle``: the competition's files and the way back. ``data`` (download, import, the
   open copies of ``opendata``, refusals of ``guard``), ``client`` (the official API),
   ``submit``, ``leaderboard``, ``campaign``, ``new`` (a spec inferred from a download).

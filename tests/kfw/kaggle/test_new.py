@@ -183,3 +183,29 @@ def test_the_task_and_format_follow_what_the_metric_scores(home, tmp_path, kind,
     _ok(kfw(home, "new", "comp", "--from", str(source), "--metric", metric))
     spec = tomllib.loads((home / "competitions" / "comp" / "competition.toml").read_text())
     assert (spec["metric"], spec["task"], spec["submission"]["format"]) == (metric, task, fmt)
+
+
+def test_the_roster_is_the_portfolio_and_a_skewed_target_gets_a_transformed_twin(home, tmp_path):
+    from kfw.core.portfolio import PORTFOLIO
+
+    source = kaggle_download(tmp_path / "download", "regression")  # prices, skewness 3.4
+    out = _ok(kfw(home, "new", "skewed", "--from", str(source), "--metric", "rmse"))
+    spec = tomllib.loads((home / "competitions" / "skewed" / "competition.toml").read_text())
+    labels = [m.get("alias", m["name"]) for m in spec["models"]]
+    twins = [m for m in spec["models"] if "target_transform" in m.get("params", {})]
+    assert len(twins) == 1 and twins[0]["params"]["target_transform"] == "log1p"
+    first_boosted = next(p for p in PORTFOLIO if p != "linear")
+    assert labels[: labels.index(twins[0]["alias"]) + 1][-2:] == [
+        first_boosted,
+        f"{first_boosted}-log",
+    ]
+    assert [label for label in labels if label != twins[0]["alias"]] == [
+        "ridge" if p == "linear" else p for p in PORTFOLIO
+    ]
+    assert f"{first_boosted}-log fits log1p of the skewed target" in out
+    train = pd.read_csv(source / "train.csv")
+    train["price"] = np.log(train["price"])  # nearly symmetric now: no twin
+    train.to_csv(source / "train.csv", index=False)
+    _ok(kfw(home, "new", "plain", "--from", str(source), "--metric", "rmse"))
+    spec = tomllib.loads((home / "competitions" / "plain" / "competition.toml").read_text())
+    assert not [m for m in spec["models"] if "target_transform" in m.get("params", {})]
