@@ -98,7 +98,13 @@ class _XGB(WeightedModel, RoundsModel):
         )
         stopped = params["early_stopping_rounds"] is not None
         # rounds kept by early stopping; None when it was off (all rounds used)
-        self.best_iteration_ = int(model.best_iteration) + 1 if stopped else None
+        self.best_iteration_ = None
+        if stopped:  # a fit the budget cut before a first evaluation has no best: all it has
+            booster = model.get_booster()
+            best = booster.attr("best_iteration")
+            self.best_iteration_ = (
+                int(best) + 1 if best is not None else booster.num_boosted_rounds()
+            )
         self.feature_importances_ = model.feature_importances_
         self.out_of_time_ = bool(watch is not None and watch.cut)
         return model

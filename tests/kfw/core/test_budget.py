@@ -66,3 +66,13 @@ def test_boosted_models_stop_at_the_deadline_and_say_so(name, params):
     fast = make_estimator(name, "binary", {}, n_jobs=1)
     fast.fit(X.iloc[:500], y[:500])  # no deadline: nothing stops it, nothing is said
     assert not fast.out_of_time_
+
+
+@pytest.mark.parametrize("name", ["lgbm", "xgb", "catboost"])
+def test_a_deadline_already_past_still_leaves_a_model_of_one_round(name):
+    X, y = _data(n=800)
+    model = make_estimator(name, "binary", {}, n_jobs=1)
+    with budget.until(time.time() - 1):  # `--time-limit 0s`: the first round is the last
+        model.fit(X.iloc[:600], y[:600], eval_set=(X.iloc[600:], y[600:]))
+    assert model.out_of_time_ and model.best_iteration_ == 1
+    assert model.predict_proba(X.iloc[600:]).shape == (200, 2)
