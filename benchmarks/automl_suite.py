@@ -339,6 +339,27 @@ class portfolio_as:
         new.PORTFOLIO = self.saved
 
 
+def new_competition(
+    entry: Entry,
+    folder: Path,
+    home: Path,
+    threads: int,
+    tag: str,
+    members: list[tuple[str, str, dict]] | None,
+) -> tuple[dict[str, str], Path, float]:
+    """``kfw new`` on the folder under ``home`` (its roster replaced by ``members``, if given):
+    the environment later commands run in, the log they append to, and its seconds."""
+    env = {**os.environ, "KFW_HOME": str(home), "KFW_THREADS": str(threads)}
+    env |= {"WANDB_MODE": "disabled"}
+    log = folder.parent / f"{entry.name}.{tag}.log"
+    log.write_text("")
+    args = ["new", entry.name, "--from", str(folder), "--metric", METRIC[entry.task], "--force"]
+    seconds, _ = kfw(args, env, folder.parent, log)
+    if members is not None:
+        set_roster(home / "competitions" / entry.name / "competition.toml", members)
+    return env, log, seconds
+
+
 def run_kfw(
     entry: Entry,
     folder: Path,
@@ -350,15 +371,8 @@ def run_kfw(
 ) -> dict:
     """``kfw new`` + ``kfw cv --time-limit`` + ``kfw submit --dry-run``: the default run
     (with ``members``, the roster ``kfw new`` wrote replaced by them first)."""
-    env = {**os.environ, "KFW_HOME": str(home), "KFW_THREADS": str(threads)}
-    env |= {"WANDB_MODE": "disabled"}
-    slug, log = entry.name, folder.parent / f"{entry.name}.kfw.log"
-    log.write_text("")
-    metric = METRIC[entry.task]
-    new_s, _ = kfw(["new", slug, "--from", str(folder), "--metric", metric, "--force"], env,
-                   folder.parent, log)  # fmt: skip
-    if members is not None:
-        set_roster(home / "competitions" / slug / "competition.toml", members)
+    env, log, new_s = new_competition(entry, folder, home, threads, "kfw", members)
+    slug = entry.name
     limit = ["--time-limit", f"{time_limit:g}s"]
     cv_s, _ = kfw(["cv", slug, "--no-wandb", *limit, *extra], env, folder.parent, log)
     out = folder.parent / f"{slug}.kfw.csv"
@@ -391,15 +405,9 @@ def run_kfw(
 def run_candidates(entry: Entry, folder: Path, home: Path, seconds: float, threads: int) -> dict:
     """Every portfolio candidate, each its own ``kfw cv --model LABEL --time-limit S``: the
     CV scores the portfolio is chosen from (no test label is read)."""
-    env = {**os.environ, "KFW_HOME": str(home), "KFW_THREADS": str(threads)}
-    env |= {"WANDB_MODE": "disabled"}
-    slug, log = entry.name, folder.parent / f"{entry.name}.candidates.log"
-    log.write_text("")
-    metric = METRIC[entry.task]
-    wall, _ = kfw(["new", slug, "--from", str(folder), "--metric", metric, "--force"], env,
-                  folder.parent, log)  # fmt: skip
     members = candidates(entry.task)
-    set_roster(home / "competitions" / slug / "competition.toml", members)
+    env, log, wall = new_competition(entry, folder, home, threads, "candidates", members)
+    slug, metric = entry.name, METRIC[entry.task]
     for label, _, _ in members:
         args = ["cv", slug, "--no-wandb", "--model", label, "--time-limit", f"{seconds:g}s"]
         wall += kfw(args, env, folder.parent, log)[0]

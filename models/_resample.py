@@ -39,6 +39,16 @@ _PASSED = (
 )
 
 
+def pass_fitted(wrapper: Any, names: tuple[str, ...]) -> None:
+    """Copy the fitted attributes ``names`` of ``wrapper.estimator_`` onto the wrapper (those
+    the fold loop reads); one the inner estimator lacks is removed, so a second fit resets."""
+    for name in names:
+        if hasattr(wrapper, name):
+            delattr(wrapper, name)
+        if hasattr(wrapper.estimator_, name):
+            setattr(wrapper, name, getattr(wrapper.estimator_, name))
+
+
 def accepts(estimator: Any, name: str) -> bool:
     """Whether ``estimator.fit`` takes the keyword ``name``."""
     import inspect
@@ -163,11 +173,7 @@ class Resampled(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.counts_ = {_plain(c): int(n) for c, n in zip(classes, counts, strict=True)}
         self.estimator_ = clone(self.estimator).fit(X, y, **kwargs)
         self.classes_ = getattr(self.estimator_, "classes_", classes)
-        for name in _PASSED:
-            if hasattr(self, name):
-                delattr(self, name)  # a second fit resets
-            if hasattr(self.estimator_, name):
-                setattr(self, name, getattr(self.estimator_, name))
+        pass_fitted(self, _PASSED)
         return self
 
     def _resample(self, X: Any, y: np.ndarray, rng: np.random.Generator) -> tuple[Any, np.ndarray]:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, RegressorMixin, clone
 
-from models._resample import accepts
+from models._resample import accepts, pass_fitted
 from models._tabular import check_input, check_target
 
 METHODS = ("log1p", "boxcox", "yeo-johnson")
@@ -94,11 +94,7 @@ class TransformedTarget(RegressorMixin, MetaEstimatorMixin, BaseEstimator):
             y_watch = check_target(self, eval_set[0], eval_set[1])
             kwargs["eval_set"] = (eval_set[0], self._forward(y_watch))
         self.estimator_ = clone(self.estimator).fit(X, z, **kwargs)
-        for name in _PASSED:
-            if hasattr(self, name):
-                delattr(self, name)  # a second fit resets
-            if hasattr(self.estimator_, name):
-                setattr(self, name, getattr(self.estimator_, name))
+        pass_fitted(self, _PASSED)
         return self
 
     def predict(self, X: Any) -> np.ndarray:

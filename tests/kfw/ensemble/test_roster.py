@@ -42,16 +42,22 @@ def kfw(home: Path, *args: str) -> str:
     return result.output
 
 
-def test_the_time_limit_is_honoured_and_used_on_a_generated_competition(home, tmp_path):
-    source = kaggle_download(tmp_path / "download", "binary-proba", n_train=3000, n_test=500)
-    kfw(home, "new", "timed", "--from", str(source), "--metric", "roc_auc")
-    toml = home / "competitions" / "timed" / "competition.toml"
+def timed_cv(home: Path, tmp_path: Path, slug: str, roster: str, limit: float, n_train: int):
+    """A generated competition with ``roster`` for its members, run by ``kfw cv --time-limit``:
+    the output and the command's wall seconds."""
+    source = kaggle_download(tmp_path / "download", "binary-proba", n_train=n_train, n_test=500)
+    kfw(home, "new", slug, "--from", str(source), "--metric", "roc_auc")
+    toml = home / "competitions" / slug / "competition.toml"
     text = toml.read_text()
-    toml.write_text(text[: text.index("[[models]]")] + SLOW)
-    limit = 12.0
+    toml.write_text(text[: text.index("[[models]]")] + roster)
     start = time.perf_counter()
-    out = kfw(home, "cv", "timed", "--time-limit", f"{limit:g}s", "--no-wandb", "--threads", "1")
-    wall = time.perf_counter() - start
+    out = kfw(home, "cv", slug, "--time-limit", f"{limit:g}s", "--no-wandb", "--threads", "1")
+    return out, time.perf_counter() - start
+
+
+def test_the_time_limit_is_honoured_and_used_on_a_generated_competition(home, tmp_path):
+    limit = 12.0
+    out, wall = timed_cv(home, tmp_path, "timed", SLOW, limit, n_train=3000)
     # a few percent over at most (a second for the last round and the writing), and most of
     # the budget used: every member ran, each stopped at the end of its share
     assert wall <= limit * 1.05 + 1.0, wall
@@ -92,15 +98,8 @@ method = "hillclimb"
 
 
 def test_time_the_roster_leaves_goes_to_repeated_bagging_of_seeded_members(home, tmp_path):
-    source = kaggle_download(tmp_path / "download", "binary-proba", n_train=1500, n_test=200)
-    kfw(home, "new", "bagged", "--from", str(source), "--metric", "roc_auc")
-    toml = home / "competitions" / "bagged" / "competition.toml"
-    text = toml.read_text()
-    toml.write_text(text[: text.index("[[models]]")] + QUICK)
     limit = 14.0
-    start = time.perf_counter()
-    kfw(home, "cv", "bagged", "--time-limit", f"{limit:g}s", "--no-wandb", "--threads", "1")
-    wall = time.perf_counter() - start
+    _, wall = timed_cv(home, tmp_path, "bagged", QUICK, limit, n_train=1500)
     assert wall <= limit * 1.05 + 1.0, wall  # never overrun
     runs = [json.loads(p.read_text()) for p in (home / "runs" / "bagged").glob("*/run.json")]
     bags = sorted((r for r in runs if r.get("bag_of")), key=lambda r: r["seed"])
