@@ -318,25 +318,7 @@ def lodo_roster(entry: Entry, folder: Path, results: Path) -> list[tuple[str, st
     chosen = choose(errors_of(results), exclude=entry.name)
     found = type("Found", (), {"task": entry.task, "targets": [entry.target]})()
     y = pd.read_csv(folder / "train.csv", usecols=[entry.target])[entry.target]
-    with portfolio_as(chosen):
-        return roster(found, y if entry.task == "regression" else None)  # type: ignore[arg-type]
-
-
-class portfolio_as:
-    """``kfw new``'s portfolio replaced by ``labels`` for the block (its LODO choice)."""
-
-    def __init__(self, labels: list[str]) -> None:
-        self.labels = tuple(labels)
-
-    def __enter__(self) -> None:
-        import kfw.kaggle.new as new
-
-        self.saved, new.PORTFOLIO = new.PORTFOLIO, self.labels
-
-    def __exit__(self, *exc: object) -> None:
-        import kfw.kaggle.new as new
-
-        new.PORTFOLIO = self.saved
+    return roster(found, y if entry.task == "regression" else None, tuple(chosen))  # type: ignore[arg-type]
 
 
 def new_competition(

@@ -390,14 +390,17 @@ def slug_ok(slug: str) -> None:
 SKEWED = 0.75
 
 
-def roster(found: Inferred, y: Any = None) -> list[tuple[str, str, dict[str, Any]]]:
+def roster(
+    found: Inferred, y: Any = None, portfolio: tuple[str, ...] = PORTFOLIO
+) -> list[tuple[str, str, dict[str, Any]]]:
     """The members ``kfw new`` writes: (label, model, parameters), in the order they run.
 
-    The portfolio chosen across the AutoML suite (:data:`kfw.core.portfolio.PORTFOLIO`); for
-    a skewed regression target, the first boosted member's twin on the transformed target.
+    ``portfolio`` (default the one chosen across the AutoML suite,
+    :data:`kfw.core.portfolio.PORTFOLIO`); for a skewed regression target ``y``, the first
+    boosted member's twin on the transformed target.
     """
     members = []
-    for label in PORTFOLIO:
+    for label in portfolio:
         name, params = member(label, found.task)
         members.append((name if label == "linear" else label, name, params))
     if found.task == "regression" and y is not None and len(found.targets) == 1:
