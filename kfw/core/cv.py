@@ -389,12 +389,11 @@ def fit_fold(
     held, held_pred = None, None
     if (mode == "inner" or wants_inner) and folds is None:
         raise ValueError("an inner split of the training part needs the folds (folds=...)")
-    cut = False  # a fit stopped by the time budget
     if mode == "inner":
         inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
         inner_start = time.perf_counter()
         model, step, align = _fit_on(estimator, X, y_fit, inner, watch=held, **common)
-        cut = bool(getattr(model, "out_of_time_", False))
+        cut = getattr(model, "out_of_time_", False)
         rounds = getattr(model, "best_iteration_", None)
         history = _history(model)
         if wants_inner:
@@ -408,14 +407,14 @@ def fit_fold(
             fixed = clone(estimator).set_params(**estimator.fixed_length(int(rounds)))
             model, step, align = _fit_on(fixed, X, y_fit, train, watch=None, **common)
             refit = True
-            cut = cut or bool(getattr(model, "out_of_time_", False))
     elif mode == "scored-fold":
         model, step, align = _fit_on(estimator, X, y_fit, train, watch=watch_valid, **common)
         rounds = getattr(model, "best_iteration_", None)
-        cut = bool(getattr(model, "out_of_time_", False))
     else:
         model, step, align = _fit_on(estimator, X, y_fit, train, watch=None, **common)
-        cut = bool(getattr(model, "out_of_time_", False))
+    # the model that predicts was stopped by the time budget (a refit runs only after an
+    # inner fit the clock left alone, so the last fit says it)
+    cut = bool(getattr(model, "out_of_time_", False))
     if wants_inner and held_pred is None:
         inner, held = folds.inner_split(split, train, y_fit, task, early_stopping.fraction)
         watch = held if mode != "off" else None  # a stopping model watches its inner rows

@@ -41,6 +41,11 @@ def weight(name: str) -> float:
     return float(complexity(name))
 
 
+def portion(left: float, weights: list[float], i: int) -> float:
+    """Member ``i``'s seconds of the ``left`` the members from ``i`` on share by weight."""
+    return left * weights[i] / sum(weights[i:])
+
+
 # repeated bagging starts a round only with at least this fraction of the limit left, and
 # stops after BAGS seeds of each member
 BAG_START = 0.05
@@ -74,7 +79,7 @@ def _bag(
             left = members_end - time.time()
             if left < BAG_START * time_limit:
                 return bags
-            seconds = left * weight(m.name) / sum(weight(b.name) for b in pool[i:])
+            seconds = portion(left, [weight(b.name) for b in pool], i)
             bag = ModelSpec(m.name, m.params, f"{m.label}-bag{k}")
             note = {"bag_of": m.label, "time_budget": round(seconds, 1)}
             with budget.until(time.time() + seconds):
@@ -178,7 +183,7 @@ def run_competition(
         if members_end is None:
             return None, notes.get(members[i].label) or {}
         left = max(members_end - time.time(), 0.0)
-        seconds = left * weights[i] / sum(weights[i:])
+        seconds = portion(left, weights, i)
         note = {**(notes.get(members[i].label) or {}), "time_budget": round(seconds, 1)}
         return time.time() + seconds, note
 

@@ -399,6 +399,8 @@ def roster(
     :data:`kfw.core.portfolio.PORTFOLIO`); for a skewed regression target ``y``, the first
     boosted member's twin on the transformed target.
     """
+    from scipy.stats import skew
+
     members = []
     for label in portfolio:
         name, params = member(label, found.task)
@@ -406,7 +408,7 @@ def roster(
     if found.task == "regression" and y is not None and len(found.targets) == 1:
         values = np.asarray(y, dtype=float)
         values = values[np.isfinite(values)]
-        if len(values) > 2 and _skewness(values) > SKEWED:
+        if len(values) > 2 and float(skew(values)) > SKEWED:
             how = "log1p" if values.min() > -1 else "yeo-johnson"
             i, (label, name, params) = next(
                 (i, m) for i, m in enumerate(members) if m[1] in BOOSTED
@@ -418,12 +420,6 @@ def roster(
 
 
 BOOSTED = ("lgbm", "xgb", "catboost")
-
-
-def _skewness(values: np.ndarray) -> float:
-    centred = values - values.mean()
-    sd = centred.std()
-    return float((centred**3).mean() / sd**3) if sd > 0 else 0.0
 
 
 def _toml_value(value: Any) -> str:
